@@ -1,0 +1,40 @@
+# hookswitch — the three commands of the README.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: install run test lint test-postgres clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/hookswitch serve --demo $(ARGS)
+
+# Test phones: sipp (Debian sip-tester) and baresip, installed when missing.
+phones:
+	@command -v sipp >/dev/null && command -v baresip >/dev/null || { \
+	  echo "installing sip-tester and baresip with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+# The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
+test: install phones
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q $(ARGS)
+	HOOKSWITCH_TEST_DB=postgresql $(BIN)/pytest -q -m "not sqlite_only" $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""hookswitch: a self-hosted phone server with a Call Control API."""

@@ -1,0 +1,109 @@
+"""What crosses between the SIP side and the call domain.
+
+Signals are past-tense facts from ``sip/`` (they carry the time they were observed);
+commands are what the domain asks ``sip/`` to do. Both are plain frozen values, so they
+can be handed between threads without sharing anything mutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hookswitch.calls.ids import CallId, TenantId, UserId
+from hookswitch.calls.leg import HangupReason
+
+# --- signals: sip/ -> calls/ -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallOffered:
+    """An authenticated INVITE arrived: from a user's phone, or from a trunk."""
+
+    call_id: CallId
+    tenant_id: TenantId
+    dialled: str
+    at_us: int
+    from_user: UserId | None = None  # None when the call comes from a trunk
+    from_number: str = ""
+    from_name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalleeRinging:
+    call_id: CallId
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAnswered:
+    call_id: CallId
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldChanged:
+    """Either side put the call on hold (held=True) or the last hold was lifted."""
+
+    call_id: CallId
+    held: bool
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded:
+    call_id: CallId
+    reason: HangupReason
+    at_us: int
+
+
+Signal = CallOffered | CalleeRinging | CallAnswered | HoldChanged | CallEnded
+
+# --- commands: calls/ -> sip/ ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserDevices:
+    """Every registered device of a user, rung at once; the first to answer wins."""
+
+    user_id: UserId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrunkNumber:
+    host: str
+    port: int
+    number: str
+
+
+Target = UserDevices | TrunkNumber
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connect:
+    """Call ``target`` for the offered call and bridge it to the caller when answered."""
+
+    call_id: CallId
+    target: Target
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    ring_timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    """Refuse the offered call with a SIP status (404 no such extension, 480, ...)."""
+
+    call_id: CallId
+    status: int
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hangup:
+    """End every SIP dialog of the call: CANCEL what still rings, BYE what is answered."""
+
+    call_id: CallId
+
+
+Command = Connect | Reject | Hangup

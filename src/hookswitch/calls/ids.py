@@ -1,0 +1,19 @@
+"""Identifiers of the call domain. Plain strings at runtime, distinct types for mypy."""
+
+from __future__ import annotations
+
+import uuid
+from typing import NewType
+
+TenantId = NewType("TenantId", str)
+UserId = NewType("UserId", str)
+CallId = NewType("CallId", str)
+LegId = NewType("LegId", str)
+
+
+def new_call_id() -> CallId:
+    return CallId(str(uuid.uuid4()))
+
+
+def new_leg_id() -> LegId:
+    return LegId(str(uuid.uuid4()))

@@ -1,0 +1,174 @@
+"""The state of one user's call leg, as a pure state machine.
+
+Rules (in the spirit of h11's ``_state.py``):
+
+- A leg is born RINGING: it exists because one of the user's devices alerts (an incoming
+  call, or the first step of a click-to-dial) or because the user's own phone dialled.
+- RINGING -> ACTIVE when the two parties are connected.
+- ACTIVE <-> HELD while either side holds; resuming returns to ACTIVE.
+- Any state but HANGUP -> HANGUP exactly once, with a reason. A leg that never got
+  answered reaches HANGUP too (missed, cancelled, refused).
+- Repeating the current state (a second "held" while held) is an explicit self-loop and
+  produces no transition; anything not in the table raises ``IllegalTransition`` and leaves
+  the leg unchanged.
+
+The module reads no clock: the time of every signal is given by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hookswitch.calls.ids import CallId, LegId, TenantId, UserId
+
+
+class LegState(StrEnum):
+    RINGING = "RINGING"
+    ACTIVE = "ACTIVE"
+    HELD = "HELD"
+    HANGUP = "HANGUP"
+
+
+class HangupReason(StrEnum):
+    COMPLETED = "completed"  # answered, then someone hung up
+    CANCELLED = "cancelled"  # the caller gave up while it rang
+    NO_ANSWER = "no-answer"  # nobody picked up before the ring timeout
+    BUSY = "busy"  # 486/600
+    REJECTED = "rejected"  # 603 or another refusal
+    UNAVAILABLE = "unavailable"  # not registered, 480, unreachable
+    API = "api"  # ended by the hangup command
+    FAILED = "failed"  # an error, or a crash left the leg open
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class LegSignal(StrEnum):
+    """Past-tense facts about a leg, as the SIP side reports them."""
+
+    ANSWERED = "answered"
+    HELD = "held"
+    RESUMED = "resumed"
+    ENDED = "ended"
+
+
+class IllegalTransition(Exception):
+    """A signal that the state table does not allow in the leg's current state."""
+
+    code = "illegal-leg-transition"
+
+    def __init__(self, state: LegState, signal: LegSignal) -> None:
+        super().__init__(f"leg in state {state} cannot take signal {signal}")
+        self.state = state
+        self.signal = signal
+
+
+_SELF = None  # marker in the table: allowed, but nothing changes
+
+TRANSITIONS: dict[LegState, dict[LegSignal, LegState | None]] = {
+    LegState.RINGING: {
+        LegSignal.ANSWERED: LegState.ACTIVE,
+        LegSignal.ENDED: LegState.HANGUP,
+    },
+    LegState.ACTIVE: {
+        LegSignal.ANSWERED: _SELF,
+        LegSignal.HELD: LegState.HELD,
+        LegSignal.RESUMED: _SELF,
+        LegSignal.ENDED: LegState.HANGUP,
+    },
+    LegState.HELD: {
+        LegSignal.HELD: _SELF,
+        LegSignal.RESUMED: LegState.ACTIVE,
+        LegSignal.ENDED: LegState.HANGUP,
+    },
+    LegState.HANGUP: {
+        LegSignal.ENDED: _SELF,
+    },
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Party:
+    """One end of a call as shown to users: a number and a display name."""
+
+    number: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegChange:
+    """A transition that happened: what ``events/`` and the store record."""
+
+    leg_id: LegId
+    call_id: CallId
+    state: LegState
+    sequence: int
+    at_us: int
+    reason: HangupReason | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Leg:
+    """A user's side of a call. Created RINGING; see the module rules."""
+
+    id: LegId
+    call_id: CallId
+    tenant_id: TenantId
+    user_id: UserId
+    extension: str
+    direction: Direction
+    caller: Party
+    callee: Party
+    created_us: int
+    state: LegState = LegState.RINGING
+    reason: HangupReason | None = None
+    answered_us: int | None = None
+    ended_us: int | None = None
+    history: list[LegChange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.history.append(
+            LegChange(
+                leg_id=self.id,
+                call_id=self.call_id,
+                state=LegState.RINGING,
+                sequence=1,
+                at_us=self.created_us,
+            )
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self.state is LegState.HANGUP
+
+    def apply(
+        self, signal: LegSignal, at_us: int, reason: HangupReason | None = None
+    ) -> LegChange | None:
+        """Apply ``signal``; return the change, or None for an allowed self-loop."""
+        allowed = TRANSITIONS[self.state]
+        if signal not in allowed:
+            raise IllegalTransition(self.state, signal)
+        if signal is LegSignal.ENDED and reason is None and self.state is not LegState.HANGUP:
+            raise ValueError("a leg cannot end without a reason")
+        new_state = allowed[signal]
+        if new_state is None:
+            return None
+        self.state = new_state
+        if new_state is LegState.ACTIVE and self.answered_us is None:
+            self.answered_us = at_us
+        if new_state is LegState.HANGUP:
+            self.reason = reason
+            self.ended_us = at_us
+        change = LegChange(
+            leg_id=self.id,
+            call_id=self.call_id,
+            state=new_state,
+            sequence=len(self.history) + 1,
+            at_us=at_us,
+            reason=self.reason if new_state is LegState.HANGUP else None,
+        )
+        self.history.append(change)
+        return change

@@ -1,0 +1,188 @@
+"""Settings and the TOML provisioning file (DESIGN.md, "Provisioning file").
+
+The file is validated whole before anything is applied, so a typo is reported with its
+place in the file and nothing half-applied is left behind.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EXTENSION = re.compile(r"^[0-9]{2,8}$")
+
+DEFAULT_HTTP = "127.0.0.1:8080"
+DEFAULT_SIP = "127.0.0.1:5060"
+DEFAULT_DATABASE = "sqlite+aiosqlite:///var/hookswitch.db"
+
+
+class ConfigError(Exception):
+    """The provisioning file cannot be used; the message says where and why."""
+
+    code = "config-invalid"
+
+
+def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad port in {value!r}")
+    return host, int(port)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(_Strict):
+    http: str = DEFAULT_HTTP
+    sip: str = DEFAULT_SIP
+    database: str = DEFAULT_DATABASE
+    default_tenant: uuid.UUID | None = None
+    ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # Call-control (issue 3) settings live here too; unknown keys are refused.
+    click_to_dial_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    rate_limit: Annotated[int, Field(gt=0)] = 10
+    rate_limit_burst: Annotated[int, Field(gt=0)] = 20
+
+    @field_validator("http", "sip")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        parse_hostport(value, 0)
+        return value
+
+
+class UserSection(_Strict):
+    extension: str
+    name: str
+    sip_password: Annotated[str, Field(min_length=4)]
+    api_token: str | None = None
+    numbers: list[str] = []
+    auto_answer: bool = False
+
+    @field_validator("extension")
+    @classmethod
+    def _extension(cls, value: str) -> str:
+        if not EXTENSION.match(value):
+            raise ValueError("an extension is 2 to 8 digits")
+        return value
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, value: list[str]) -> list[str]:
+        for number in value:
+            if not E164.match(number):
+                raise ValueError(f"{number!r} is not an E.164 number such as +3228990210")
+        return value
+
+
+class WebhookSection(_Strict):
+    url: str
+    secret: str | None = None
+    headers: dict[str, str] = {}
+    extensions: list[str] | None = None
+
+
+class TrunkSection(_Strict):
+    name: str
+    address: str
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_hostport(value, 5060)
+        return value
+
+    @property
+    def hostport(self) -> tuple[str, int]:
+        return parse_hostport(self.address, 5060)
+
+
+class TenantSection(_Strict):
+    id: uuid.UUID
+    name: str
+    sip_domain: str | None = None
+    users: list[UserSection] = []
+    webhooks: list[WebhookSection] = []
+    trunks: list[TrunkSection] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> TenantSection:
+        extensions = [user.extension for user in self.users]
+        duplicates = {ext for ext in extensions if extensions.count(ext) > 1}
+        if duplicates:
+            raise ValueError(f"extension(s) {sorted(duplicates)} appear more than once")
+        names = [trunk.name for trunk in self.trunks]
+        if len(set(names)) != len(names):
+            raise ValueError("trunk names must be unique within a tenant")
+        return self
+
+
+class Provisioning(_Strict):
+    server: ServerSection = ServerSection()
+    tenants: list[TenantSection] = []
+
+    @model_validator(mode="after")
+    def _global_unique(self) -> Provisioning:
+        ids = [str(t.id) for t in self.tenants]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tenant ids must be unique")
+        numbers = [n for t in self.tenants for u in t.users for n in u.numbers]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("an inbound number can ring only one user")
+        domains = [t.sip_domain for t in self.tenants if t.sip_domain]
+        if len(set(domains)) != len(domains):
+            raise ValueError("sip_domain must be unique across tenants")
+        if self.server.default_tenant and str(self.server.default_tenant) not in ids:
+            raise ValueError("server.default_tenant names no tenant of this file")
+        return self
+
+
+def load_provisioning(path: Path) -> Provisioning:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Provisioning.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+DEMO_TENANT_ID = uuid.UUID("b11d749b-8eb7-4236-a068-3d94ba3860d6")
+
+
+def demo_tenant() -> TenantSection:
+    """The documented example tenant: 200 John Doe and 210 Jane Doe."""
+    return TenantSection(
+        id=DEMO_TENANT_ID,
+        name="Example",
+        users=[
+            UserSection(
+                extension="200",
+                name="John Doe",
+                sip_password="demo-200-pass",
+                api_token="demo-token-200",
+                numbers=["+3228990200"],
+            ),
+            UserSection(
+                extension="210",
+                name="Jane Doe",
+                sip_password="demo-210-pass",
+                api_token="demo-token-210",
+                numbers=["+3228990210"],
+            ),
+        ],
+    )

@@ -1,0 +1,138 @@
+"""Builds every part and connects them: store, directory, SIP gateway, call domain, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+
+from hookswitch.api.app import create_app
+from hookswitch.calls.commands import Command, Signal
+from hookswitch.calls.ids import new_leg_id
+from hookswitch.calls.leg import LegChange
+from hookswitch.calls.switch import LegOpened, Switch, SwitchSettings
+from hookswitch.config import Provisioning, parse_hostport
+from hookswitch.directory.provisioning import apply_provisioning, load_directory
+from hookswitch.sip.gateway import SipGateway, now_us
+from hookswitch.sip.location import Binding, Location
+from hookswitch.store.db import make_engine, migrate, session_factory
+from hookswitch.store.recorder import BindingChange, Recorder, close_open_legs, load_bindings
+
+log = structlog.get_logger("hookswitch.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    http: str
+    sip: str
+    database: str
+    sip_trace: bool = False
+
+
+class Server:
+    def __init__(self, provisioning: Provisioning, options: ServeOptions) -> None:
+        self.provisioning = provisioning
+        self.options = options
+        self.ready = False
+        self.location = Location()
+
+    async def run(self) -> None:
+        engine = make_engine(self.options.database)
+        await migrate(engine)
+        sessions = session_factory(engine)
+        settings = self.provisioning.server
+        async with sessions.begin() as session:
+            await apply_provisioning(session, self.provisioning)
+        async with sessions.begin() as session:
+            closed = await close_open_legs(session, now_us())
+            directory = await load_directory(
+                session, str(settings.default_tenant) if settings.default_tenant else None
+            )
+            for binding in await load_bindings(session):
+                self.location.put(binding)
+        if closed:
+            log.warning("legs.closed_after_crash", count=closed)
+
+        loop = asyncio.get_running_loop()
+        self.recorder = Recorder(sessions)
+        self.recorder.start()
+        self.gateway = SipGateway(
+            parse_hostport(self.options.sip, 5060),
+            directory,
+            self.location,
+            emit=lambda sig: loop.call_soon_threadsafe(self.on_signal, sig),
+            on_binding=lambda *change: loop.call_soon_threadsafe(self.on_binding, *change),
+            trace=self.options.sip_trace,
+        )
+        self.switch = Switch(
+            directory,
+            self.gateway.has_devices,
+            new_leg_id,
+            SwitchSettings(ring_timeout=settings.ring_timeout),
+        )
+        self.gateway.start()
+        http_host, http_port = parse_hostport(self.options.http, 8080)
+        app = create_app(lambda: self.ready)
+        config = uvicorn.Config(app, host=http_host, port=http_port, log_level="warning",
+                                lifespan="off")
+        http = _HttpServer(config)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Both end the server the same way: HTTP stops, then live calls get BYE.
+            loop.add_signal_handler(signum, http.request_exit)
+
+        async def mark_ready() -> None:
+            while not http.started:
+                await asyncio.sleep(0.01)
+            self.ready = True
+            log.info("server.ready", http=self.options.http, sip=self.options.sip)
+
+        readiness = asyncio.create_task(mark_ready())
+        try:
+            await http.serve()
+        finally:
+            readiness.cancel()
+            self.ready = False
+            await loop.run_in_executor(None, self.gateway.stop)
+            # Let the signals of the calls that shutdown ended reach the recorder.
+            await asyncio.sleep(0)
+            await self.recorder.drain()
+            await engine.dispose()
+            log.info("server.stopped")
+
+    def on_signal(self, sig: Signal) -> None:
+        try:
+            effects = self.switch.handle(sig)
+        except Exception:
+            log.exception("calls.signal_failed", signal=type(sig).__name__)
+            return
+        for effect in effects:
+            if isinstance(effect, LegOpened | LegChange):
+                self.recorder.put(effect)
+            else:
+                self.submit(effect)
+
+    def submit(self, command: Command) -> None:
+        self.gateway.submit(command)
+
+    def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
+        self.recorder.put(BindingChange(user_id, binding, contact))
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the server decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+
+
+def serve(provisioning: Provisioning, options: ServeOptions) -> None:
+    asyncio.run(Server(provisioning, options).run())

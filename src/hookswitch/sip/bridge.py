@@ -1,0 +1,231 @@
+"""A bridged call on the SIP side: the caller's dialog and the callee's forked dialogs.
+
+Runs on the SIP thread only. It does the SIP mechanics the domain asked for with
+``Connect``: ring every target at once with the caller's offer, relay the first ringing,
+keep the first answer and CANCEL the rest, then pass re-INVITEs, answers and BYEs between
+the two sides. It reports plain signals (ringing, answered, hold, ended) and decides
+nothing about users or routing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sippy.CCEvents import (
+    CCEventConnect,
+    CCEventDisconnect,
+    CCEventFail,
+    CCEventPreConnect,
+    CCEventRing,
+    CCEventTry,
+    CCEventUpdate,
+)
+from sippy.SipURL import SipURL
+from sippy.Time.Timeout import Timeout
+from sippy.UA import UA
+
+from hookswitch.calls.commands import (
+    CallAnswered,
+    CalleeRinging,
+    CallEnded,
+    HoldChanged,
+    Signal,
+)
+from hookswitch.calls.ids import CallId
+from hookswitch.calls.leg import HangupReason
+from hookswitch.sip.translate import failure_status, reason_for_status
+
+_HOLD = re.compile(r"^(a=(sendonly|inactive)|c=IN IP[46] (0\.0\.0\.0|::))\s*$", re.M)
+# Best final status when every fork failed (RFC 3261 16.7: 6xx first, then busy-like).
+_PREFERENCE = (600, 603, 486, 480, 408)
+
+
+def sdp_holds(body: Any) -> bool:
+    """An offer that puts the other side on hold (sendonly/inactive or c=0.0.0.0)."""
+    return body is not None and _HOLD.search(str(body)) is not None
+
+
+class DialDevice(CCEventTry):  # type: ignore[misc]
+    """A CCEventTry whose INVITE goes to a registered Contact rather than the next hop."""
+
+    target: Any = None
+
+    def onUacSetupComplete(self, uac: Any) -> None:
+        if self.target is not None:
+            uac.rTarget = self.target.getCopy()
+
+
+class Bridge:
+    def __init__(
+        self,
+        call_id: CallId,
+        caller: Any,
+        offer: Any,
+        emit: Callable[[Signal], object],
+        now_us: Callable[[], int],
+        on_done: Callable[[CallId], None],
+    ) -> None:
+        self.call_id = call_id
+        self.caller = caller  # the UAS dialog with the calling phone or trunk
+        self.offer = offer  # the caller's CCEventTry (its SDP is relayed to the callee)
+        self.forks: list[Any] = []
+        self.callee: Any = None
+        self._emit = emit
+        self._now_us = now_us
+        self._on_done = on_done
+        self._ringing = False
+        self._held = {"caller": False, "callee": False}
+        self._fail_statuses: list[int] = []
+        self._ring_timer: Any = None
+        self.done = False
+
+    # --- commands ------------------------------------------------------------------------
+
+    def dial(
+        self,
+        global_config: dict[str, Any],
+        targets: list[tuple[tuple[str, int], str | None]],
+        caller_number: str,
+        caller_name: str,
+        callee_number: str,
+        ring_timeout: float,
+    ) -> None:
+        """Ring every (next hop, contact URI) at once; the caller hears the first ringing."""
+        offer_body = self.offer.getData()[3]
+        for next_hop, contact in targets:
+            ua = UA(global_config, self._fork_event, nh_address=next_hop)
+            event = DialDevice(
+                (None, caller_number, callee_number,
+                 offer_body.getCopy() if offer_body is not None else None, None, caller_name)
+            )
+            if contact is not None:
+                event.target = SipURL(url=contact)
+            self.forks.append(ua)
+            ua.recvEvent(event)
+        self._ring_timer = Timeout(self._ring_timeout, ring_timeout)
+
+    def reject(self, status: int, phrase: str, reason: HangupReason | None) -> None:
+        self.caller.recvEvent(CCEventFail((status, phrase)))
+        self._finish(reason)
+
+    def hangup(self, reason: HangupReason) -> None:
+        if self.callee is not None:
+            self.callee.recvEvent(CCEventDisconnect())
+            self.caller.recvEvent(CCEventDisconnect())
+        else:
+            self._cancel_forks()
+            self.caller.recvEvent(CCEventFail((487, "Request Terminated")))
+        self._finish(reason)
+
+    # --- events from the two sides ------------------------------------------------------
+
+    def caller_event(self, event: Any, ua: Any) -> None:
+        if self.done:
+            return
+        if isinstance(event, CCEventDisconnect | CCEventFail):
+            if self.callee is not None:
+                self.callee.recvEvent(CCEventDisconnect())
+                self._finish(HangupReason.COMPLETED)
+            else:
+                self._cancel_forks()
+                self._finish(HangupReason.CANCELLED)
+            return
+        if isinstance(event, CCEventUpdate):
+            self._note_hold("caller", event.getData())
+        if self.callee is not None:
+            self.callee.recvEvent(event)
+
+    def _fork_event(self, event: Any, ua: Any) -> None:
+        if self.done:
+            return
+        if self.callee is None:
+            self._fork_before_answer(event, ua)
+        elif ua is self.callee:
+            if isinstance(event, CCEventDisconnect | CCEventFail):
+                self.caller.recvEvent(CCEventDisconnect())
+                self._finish(HangupReason.COMPLETED)
+                return
+            if isinstance(event, CCEventUpdate):
+                self._note_hold("callee", event.getData())
+            self.caller.recvEvent(event)
+
+    def _fork_before_answer(self, event: Any, ua: Any) -> None:
+        if ua not in self.forks:
+            return
+        if isinstance(event, CCEventRing):
+            if not self._ringing:
+                self._ringing = True
+                self.caller.recvEvent(event)
+                self._emit(CalleeRinging(call_id=self.call_id, at_us=self._now_us()))
+        elif isinstance(event, CCEventConnect | CCEventPreConnect):
+            self.callee = ua
+            self.forks.remove(ua)
+            self._cancel_forks()
+            self._stop_ring_timer()
+            self.caller.recvEvent(event)
+            self._emit(CallAnswered(call_id=self.call_id, at_us=self._now_us()))
+        elif isinstance(event, CCEventFail | CCEventDisconnect):
+            self.forks.remove(ua)
+            self._fail_statuses.append(failure_status(event))
+            if not self.forks:
+                status = self._best_failure()
+                self.caller.recvEvent(CCEventFail((status, _phrase(status))))
+                self._finish(reason_for_status(status))
+
+    def _ring_timeout(self) -> None:
+        self._ring_timer = None
+        if self.done or self.callee is not None:
+            return
+        self._cancel_forks()
+        self.caller.recvEvent(CCEventFail((480, "No Answer")))
+        self._finish(HangupReason.NO_ANSWER)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _note_hold(self, side: str, body: Any) -> None:
+        before = any(self._held.values())
+        self._held[side] = sdp_holds(body)
+        after = any(self._held.values())
+        if before != after:
+            self._emit(HoldChanged(call_id=self.call_id, held=after, at_us=self._now_us()))
+
+    def _cancel_forks(self) -> None:
+        forks, self.forks = self.forks, []
+        for ua in forks:
+            ua.recvEvent(CCEventDisconnect())
+
+    def _stop_ring_timer(self) -> None:
+        if self._ring_timer is not None:
+            self._ring_timer.cancel()
+            self._ring_timer = None
+
+    def _best_failure(self) -> int:
+        for status in _PREFERENCE:
+            if status in self._fail_statuses:
+                return status
+        return min(self._fail_statuses, default=480)
+
+    def _finish(self, reason: HangupReason | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._stop_ring_timer()
+        if reason is not None:
+            self._emit(CallEnded(call_id=self.call_id, reason=reason, at_us=self._now_us()))
+        self._on_done(self.call_id)
+
+
+_PHRASES = {
+    486: "Busy Here",
+    600: "Busy Everywhere",
+    603: "Decline",
+    480: "Temporarily Unavailable",
+    408: "Request Timeout",
+    404: "Not Found",
+}
+
+
+def _phrase(status: int) -> str:
+    return _PHRASES.get(status, "Call Failed")

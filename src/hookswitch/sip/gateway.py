@@ -1,0 +1,292 @@
+"""The only module that touches sippy's loop: one thread runs it, commands cross in with
+``ED2.callFromThread`` and signals cross out through the ``emit`` callback (which the
+server binds to ``loop.call_soon_threadsafe``). No exception escapes the SIP thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sippy.Core.EventDispatcher import ED2
+from sippy.SipConf import SipConf
+from sippy.SipTransactionManager import SipTransactionManager
+from sippy.Time.Timeout import Timeout
+from sippy.UA import UA
+from sippy.Udp_server import Udp_server_opts
+
+from hookswitch.calls.commands import (
+    CallOffered,
+    Command,
+    Connect,
+    Hangup,
+    Reject,
+    Signal,
+    TrunkNumber,
+    UserDevices,
+)
+from hookswitch.calls.ids import CallId, UserId, new_call_id
+from hookswitch.calls.leg import HangupReason
+from hookswitch.directory.snapshot import Directory
+from hookswitch.sip import compat
+from hookswitch.sip.auth import Authenticated, Challenge, Tarpit, authenticate, challenge_headers
+from hookswitch.sip.bridge import Bridge
+from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.registrar import Registrar
+
+log = structlog.get_logger("hookswitch.sip")
+
+MAX_BODY = 16 * 1024  # an SDP is a few hundred bytes; anything bigger is refused
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class _SipLog:
+    """sippy's logger interface; SIP traces go to structlog at debug level when enabled."""
+
+    level = 1
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        if self.enabled:
+            log.debug("sip", message="".join(str(a) for a in args))
+
+
+class SipGateway:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        directory: Directory,
+        location: Location,
+        emit: Callable[[Signal], object],
+        on_binding: Callable[[str, Binding | None, str | None], object],
+        trace: bool = False,
+    ) -> None:
+        self.address = address
+        self.directory = directory
+        self.location = location
+        self._emit = emit
+        self.registrar = Registrar(lambda: self.directory, location, on_binding)
+        self.tarpit = Tarpit()
+        self.bridges: dict[CallId, Bridge] = {}
+        self._trace = trace
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.global_config: dict[str, Any] = {}
+
+    # --- lifecycle (called from the asyncio side) --------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the SIP thread did not start")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def _run(self) -> None:
+        ED2.my_ident = threading.get_ident()
+        try:
+            compat.patch_sippy()
+            host, port = self.address
+            SipConf.my_address = host
+            SipConf.my_port = port
+            SipConf.my_uaname = "hookswitch"
+            # One worker: several can deliver a 180 after its 200 (SIP-NOTES.md).
+            Udp_server_opts.nworkers = 1
+            self.global_config = {
+                "_sip_address": host,
+                "_sip_port": port,
+                "_sip_logger": _SipLog(self._trace),
+            }
+            self.global_config["_sip_tm"] = SipTransactionManager(
+                self.global_config, self._guarded_request
+            )
+        except BaseException as exc:  # reported to start() on the other thread
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            ED2.loop()
+        finally:
+            self._stopped.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End live calls with BYE/CANCEL, let the messages leave, then stop the loop."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        done = threading.Event()
+
+        def shutdown() -> None:
+            for bridge in list(self.bridges.values()):
+                self._safely(bridge.hangup, HangupReason.FAILED)
+            # Give the BYEs/CANCELs a moment on the wire before the loop stops.
+            def finish() -> None:
+                ED2.breakLoop(0)
+                done.set()
+
+            Timeout(finish, 0.3)
+
+        ED2.callFromThread(shutdown)
+        done.wait(timeout)
+        self._stopped.wait(timeout)
+
+    # --- commands from the domain (any thread) -----------------------------------------
+
+    def submit(self, command: Command) -> None:
+        ED2.callFromThread(self._safely, self._execute, command)
+
+    def has_devices(self, user_id: UserId) -> bool:
+        return self.location.has_devices(user_id)
+
+    def _execute(self, command: Command) -> None:
+        bridge = self.bridges.get(command.call_id)
+        if bridge is None:
+            return  # the call ended on the SIP side meanwhile; its CallEnded is on the way
+        match command:
+            case Reject(status=status, phrase=phrase):
+                bridge.reject(status, phrase, None)
+            case Hangup():
+                bridge.hangup(HangupReason.API)
+            case Connect():
+                self._connect(bridge, command)
+
+    def _connect(self, bridge: Bridge, command: Connect) -> None:
+        targets: list[tuple[tuple[str, int], str | None]]
+        match command.target:
+            case UserDevices(user_id=user_id):
+                targets = [(b.source, b.contact) for b in self.location.devices(user_id)]
+            case TrunkNumber(host=host, port=port):
+                targets = [((host, port), None)]
+        if not targets:
+            bridge.reject(480, "Temporarily Unavailable", HangupReason.UNAVAILABLE)
+            return
+        bridge.dial(
+            self.global_config,
+            targets,
+            command.caller_number,
+            command.caller_name,
+            command.callee_number,
+            command.ring_timeout,
+        )
+
+    # --- requests from the network (SIP thread) ----------------------------------------
+
+    def _guarded_request(self, req: Any, sip_t: Any) -> Any:
+        try:
+            return self._on_request(req, sip_t)
+        except Exception:
+            log.exception("sip.request_failed", method=_method(req))
+            try:
+                return (req.genResponse(500, "Server Internal Error"), None, None)
+            except Exception:
+                return None
+
+    def _on_request(self, req: Any, sip_t: Any) -> Any:
+        method = req.getMethod()
+        if req.getBody() is not None and len(str(req.getBody())) > MAX_BODY:
+            return (req.genResponse(413, "Request Entity Too Large"), None, None)
+        if req.getHFBody("to").getTag() is not None:
+            # In-dialog request for a dialog we do not know (ours are matched by sippy).
+            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        if method == "REGISTER":
+            return self._register(req, sip_t)
+        if method == "INVITE":
+            return self._invite(req, sip_t)
+        if method == "OPTIONS":
+            resp = req.genResponse(200, "OK")
+            return (resp, None, None)
+        if method in ("ACK", "CANCEL", "BYE"):
+            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        return (req.genResponse(501, "Not Implemented"), None, None)
+
+    def _register(self, req: Any, sip_t: Any) -> Any:
+        source = req.getSource()[0]
+        resp, failed = self.registrar.handle(req)
+        if failed:
+            self.tarpit.failed(source)
+        elif resp.getSCode()[0] == 200:
+            self.tarpit.succeeded(source)
+        return self._answer_maybe_later(resp, source)
+
+    def _answer_maybe_later(self, resp: Any, source: str) -> Any:
+        delay = self.tarpit.delay(source) if resp.getSCode()[0] in (401, 403) else 0.0
+        if delay <= 0:
+            return (resp, None, None)
+        tm = self.global_config["_sip_tm"]
+        Timeout(lambda: self._safely(tm.sendResponse, resp), delay)
+        return None
+
+    def _invite(self, req: Any, sip_t: Any) -> Any:
+        host, port = req.getSource()
+        trunk = self.directory.trunk_for_source(host, int(port))
+        call_id = new_call_id()
+        if trunk is not None:
+            from_url = req.getHFBody("from").getUrl()
+            offer = CallOffered(
+                call_id=call_id,
+                tenant_id=trunk.tenant_id,
+                dialled=req.getRURI().username or "",
+                at_us=now_us(),
+                from_number=from_url.username or "anonymous",
+                from_name=req.getHFBody("from").getUri().name or "",
+            )
+        else:
+            verdict = authenticate(self.directory, req, "from")
+            if not isinstance(verdict, Authenticated):
+                if isinstance(verdict, Challenge):
+                    resp = req.genResponse(401, "Unauthorized")
+                    resp.appendHeaders(challenge_headers(verdict.realm))
+                else:
+                    self.tarpit.failed(host)
+                    resp = req.genResponse(403, "Forbidden")
+                return self._answer_maybe_later(resp, host)
+            self.tarpit.succeeded(host)
+            offer = CallOffered(
+                call_id=call_id,
+                tenant_id=verdict.tenant.id,
+                dialled=req.getRURI().username or "",
+                at_us=now_us(),
+                from_user=verdict.user.id,
+            )
+        holder: dict[str, Bridge] = {}
+
+        def caller_event(event: Any, ua: Any) -> None:
+            bridge = holder.get("bridge")
+            if bridge is None:
+                # The first event is the CCEventTry of the INVITE itself.
+                bridge = Bridge(call_id, ua, event, self._emit, now_us, self._bridge_done)
+                holder["bridge"] = bridge
+                self.bridges[call_id] = bridge
+                self._emit(offer)
+                return
+            self._safely(bridge.caller_event, event, ua)
+
+        ua = UA(self.global_config, caller_event)
+        return ua.recvRequest(req, sip_t)
+
+    def _bridge_done(self, call_id: CallId) -> None:
+        self.bridges.pop(call_id, None)
+
+    def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("sip.callback_failed", callback=getattr(fn, "__name__", repr(fn)))
+
+
+def _method(req: Any) -> str:
+    try:
+        return str(req.getMethod())
+    except Exception:
+        return "?"

@@ -1,0 +1,200 @@
+"""The one writer: applies leg records and registration changes in order, one transaction
+per batch, on the asyncio side. Nothing on the call path waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookswitch.calls.leg import HangupReason, LegChange, LegState
+from hookswitch.calls.switch import LegOpened
+from hookswitch.directory.models import BindingRow
+from hookswitch.sip.location import Binding
+from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
+
+log = structlog.get_logger("hookswitch.store")
+
+
+def _at(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingChange:
+    user_id: str
+    binding: Binding | None  # None: removed
+    contact: str | None  # the contact removed; None with binding None: all of the user's
+
+
+Record = LegOpened | LegChange | BindingChange
+
+
+class Recorder:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="recorder")
+
+    def put(self, record: Record) -> None:
+        self._queue.put_nowait(record)
+
+    async def drain(self) -> None:
+        """Write what is queued, then stop (shutdown)."""
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 500:
+                batch.append(self._queue.get_nowait())
+            stop = None in batch
+            records = [r for r in batch if r is not None]
+            if records:
+                try:
+                    async with self._sessions.begin() as session:
+                        for record in records:
+                            await self._write(session, record)
+                except Exception:
+                    log.exception("store.write_failed", records=len(records))
+            if stop:
+                return
+
+    async def _write(self, session: AsyncSession, record: Record) -> None:
+        match record:
+            case LegOpened(leg=leg, kind=kind):
+                if await session.get(CallRow, leg.call_id) is None:
+                    session.add(
+                        CallRow(
+                            id=leg.call_id,
+                            tenant_id=leg.tenant_id,
+                            kind=kind.value,
+                            created_at=_at(leg.created_us),
+                        )
+                    )
+                    await session.flush()
+                session.add(
+                    LegRow(
+                        id=leg.id,
+                        call_id=leg.call_id,
+                        tenant_id=leg.tenant_id,
+                        user_id=leg.user_id,
+                        extension=leg.extension,
+                        direction=leg.direction.value,
+                        state=LegState.RINGING.value,
+                        caller_number=leg.caller.number,
+                        caller_name=leg.caller.name,
+                        callee_number=leg.callee.number,
+                        callee_name=leg.callee.name,
+                        created_at=_at(leg.created_us),
+                    )
+                )
+                first = leg.history[0]
+                session.add(
+                    LegChangeRow(leg_id=leg.id, sequence=1, state=first.state.value,
+                                 at_us=first.at_us)
+                )
+                await session.flush()
+            case LegChange():
+                values: dict[str, object] = {"state": record.state.value}
+                if record.state is LegState.HANGUP:
+                    values["ended_at"] = _at(record.at_us)
+                    values["reason"] = record.reason.value if record.reason else None
+                await session.execute(
+                    update(LegRow).where(LegRow.id == record.leg_id).values(**values)
+                )
+                if record.state is LegState.ACTIVE:
+                    # answered_at is the first answer, not a resume from hold
+                    await session.execute(
+                        update(LegRow)
+                        .where(LegRow.id == record.leg_id, LegRow.answered_at.is_(None))
+                        .values(answered_at=_at(record.at_us))
+                    )
+                session.add(
+                    LegChangeRow(
+                        leg_id=record.leg_id,
+                        sequence=record.sequence,
+                        state=record.state.value,
+                        reason=record.reason.value if record.reason else None,
+                        at_us=record.at_us,
+                    )
+                )
+            case BindingChange(user_id=user_id, binding=binding, contact=contact):
+                await _write_binding(session, user_id, binding, contact)
+
+
+async def _write_binding(
+    session: AsyncSession, user_id: str, binding: Binding | None, contact: str | None
+) -> None:
+    if binding is None:
+        query = delete(BindingRow).where(BindingRow.user_id == user_id)
+        if contact is not None:
+            query = query.where(BindingRow.contact == contact)
+        await session.execute(query)
+        return
+    row = await session.scalar(
+        select(BindingRow).where(
+            BindingRow.user_id == user_id, BindingRow.contact == binding.contact
+        )
+    )
+    if row is None:
+        row = BindingRow(user_id=user_id, contact=binding.contact)
+        session.add(row)
+    row.source_host, row.source_port = binding.source
+    row.expires_at = datetime.fromtimestamp(binding.expires_at, UTC)
+    row.user_agent = binding.user_agent
+
+
+async def close_open_legs(session: AsyncSession, now_us: int) -> int:
+    """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly once)."""
+    open_legs = (
+        await session.scalars(select(LegRow).where(LegRow.state != LegState.HANGUP.value))
+    ).all()
+    for leg in open_legs:
+        last = await session.scalar(
+            select(LegChangeRow.sequence)
+            .where(LegChangeRow.leg_id == leg.id)
+            .order_by(LegChangeRow.sequence.desc())
+            .limit(1)
+        )
+        leg.state = LegState.HANGUP.value
+        leg.reason = HangupReason.FAILED.value
+        leg.ended_at = _at(now_us)
+        session.add(
+            LegChangeRow(
+                leg_id=leg.id,
+                sequence=(last or 0) + 1,
+                state=LegState.HANGUP.value,
+                reason=HangupReason.FAILED.value,
+                at_us=now_us,
+            )
+        )
+    return len(open_legs)
+
+
+async def load_bindings(session: AsyncSession) -> list[Binding]:
+    now = datetime.now(UTC)
+    rows = (await session.scalars(select(BindingRow))).all()
+    bindings = []
+    for row in rows:
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        if expires > now:
+            bindings.append(
+                Binding(
+                    user_id=row.user_id,  # type: ignore[arg-type]
+                    contact=row.contact,
+                    source=(row.source_host, row.source_port),
+                    expires_at=expires.timestamp(),
+                    user_agent=row.user_agent,
+                )
+            )
+    return bindings
