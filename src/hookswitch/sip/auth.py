@@ -15,7 +15,9 @@ from sippy.SipWWWAuthenticate import SipWWWAuthenticate
 
 from hookswitch.directory.snapshot import Directory, Tenant, User
 
-ALGORITHMS = ("SHA-256", "MD5")  # offered in this order; RFC 8760 phones pick the first
+# MD5 first: many phones (and sipp) answer only the first challenge; RFC 8760 phones
+# that support SHA-256 may still pick it from the second header.
+ALGORITHMS = ("MD5", "SHA-256")
 
 
 @dataclass(frozen=True, slots=True)

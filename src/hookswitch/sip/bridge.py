@@ -24,7 +24,6 @@ from sippy.CCEvents import (
 )
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
-from sippy.UA import UA
 
 from hookswitch.calls.commands import (
     CallAnswered,
@@ -85,7 +84,7 @@ class Bridge:
 
     def dial(
         self,
-        global_config: dict[str, Any],
+        new_ua: Callable[..., Any],
         targets: list[tuple[tuple[str, int], str | None]],
         caller_number: str,
         caller_name: str,
@@ -95,7 +94,7 @@ class Bridge:
         """Ring every (next hop, contact URI) at once; the caller hears the first ringing."""
         offer_body = self.offer.getData()[3]
         for next_hop, contact in targets:
-            ua = UA(global_config, self._fork_event, nh_address=next_hop)
+            ua = new_ua(self._fork_event, nh_address=next_hop)
             event = DialDevice(
                 (None, caller_number, callee_number,
                  offer_body.getCopy() if offer_body is not None else None, None, caller_name)

@@ -12,8 +12,11 @@ from typing import Any
 
 import structlog
 from sippy.Core.EventDispatcher import ED2
+from sippy.SipAddress import SipAddress
 from sippy.SipConf import SipConf
+from sippy.SipContact import SipContact
 from sippy.SipTransactionManager import SipTransactionManager
+from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
 from sippy.Udp_server import Udp_server_opts
@@ -172,7 +175,7 @@ class SipGateway:
             bridge.reject(480, "Temporarily Unavailable", HangupReason.UNAVAILABLE)
             return
         bridge.dial(
-            self.global_config,
+            self.new_ua,
             targets,
             command.caller_number,
             command.caller_name,
@@ -272,8 +275,17 @@ class SipGateway:
                 return
             self._safely(bridge.caller_event, event, ua)
 
-        ua = UA(self.global_config, caller_event)
+        ua = self.new_ua(caller_event)
         return ua.recvRequest(req, sip_t)
+
+    def new_ua(self, event_cb: Callable[[Any, Any], None], **kwargs: Any) -> Any:
+        """A sippy UA whose Contact is a plain URI of ours (no "Anonymous" display name)."""
+        ua = UA(self.global_config, event_cb, **kwargs)
+        host, port = self.address
+        ua.lContact = SipContact(
+            address=SipAddress(url=SipURL(username="hookswitch", host=host, port=port))
+        )
+        return ua
 
     def _bridge_done(self, call_id: CallId) -> None:
         self.bridges.pop(call_id, None)

@@ -60,14 +60,23 @@ class Recorder:
             stop = None in batch
             records = [r for r in batch if r is not None]
             if records:
-                try:
-                    async with self._sessions.begin() as session:
-                        for record in records:
-                            await self._write(session, record)
-                except Exception:
-                    log.exception("store.write_failed", records=len(records))
+                await self._write_batch(records)
             if stop:
                 return
+
+    async def _write_batch(self, records: list[Record]) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                for record in records:
+                    await self._write(session, record)
+            return
+        except Exception:
+            if len(records) == 1:
+                log.exception("store.write_failed", record=type(records[0]).__name__)
+                return
+        # One bad record must not lose the others: write them one by one.
+        for record in records:
+            await self._write_batch([record])
 
     async def _write(self, session: AsyncSession, record: Record) -> None:
         match record:
@@ -98,6 +107,7 @@ class Recorder:
                         created_at=_at(leg.created_us),
                     )
                 )
+                await session.flush()  # no ORM relationship orders these inserts for us
                 first = leg.history[0]
                 session.add(
                     LegChangeRow(leg_id=leg.id, sequence=1, state=first.state.value,
