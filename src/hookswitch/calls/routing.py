@@ -35,8 +35,9 @@ def is_e164(value: str) -> bool:
 
 
 def route(tenant: Tenant, dialled: str) -> Route:
-    """An extension of the tenant, or an E.164 number through the tenant's first trunk."""
-    user = tenant.users.get(dialled)
+    """An extension of the tenant, a number of one of its users (stays internal), or an
+    E.164 number through the tenant's first trunk."""
+    user = tenant.users.get(dialled) or tenant.user_by_number(dialled)
     if user is not None:
         return ToUser(user)
     if dialled.startswith("+"):

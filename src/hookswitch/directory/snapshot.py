@@ -44,6 +44,9 @@ class Tenant:
     users: dict[str, User] = field(default_factory=dict)  # by extension
     trunks: tuple[Trunk, ...] = ()
 
+    def user_by_number(self, number: str) -> User | None:
+        return next((u for u in self.users.values() if number in u.numbers), None)
+
     @property
     def realm(self) -> str:
         """Digest realm: the tenant's SIP domain, else its id (stable, so HA1 stays valid)."""

@@ -1,0 +1,3 @@
+from hookswitch.cli import app
+
+app(prog_name="hookswitch")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.database import fresh_database
+from tests.support.server import RunningServer, new_server
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, database: str) -> Iterator:
+    """Make (and always stop) hookswitch processes for this test."""
+    started: list[RunningServer] = []
+
+    def make(**options: object) -> RunningServer:
+        workdir = tmp_path / f"server{len(started)}"
+        workdir.mkdir()
+        server = new_server(workdir, database, **options)  # type: ignore[arg-type]
+        started.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> RunningServer:  # type: ignore[no-untyped-def]
+    return server_factory()
