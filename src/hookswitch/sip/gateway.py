@@ -42,7 +42,9 @@ from hookswitch.sip.registrar import Registrar
 
 log = structlog.get_logger("hookswitch.sip")
 
-MAX_BODY = 16 * 1024  # an SDP is a few hundred bytes; anything bigger is refused
+# An SDP is a few hundred bytes (a few KB with video); sippy reads at most 8 KB per
+# datagram, so a larger message arrives truncated and is dropped as unparsable.
+MAX_BODY = 6 * 1024
 
 
 def now_us() -> int:
