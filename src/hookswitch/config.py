@@ -10,7 +10,7 @@ import re
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -47,6 +47,8 @@ class ServerSection(_Strict):
     database: str = DEFAULT_DATABASE
     default_tenant: uuid.UUID | None = None
     ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # Digest algorithms offered in 401 challenges, in order ("MD5", "SHA-256").
+    digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
     # Call-control (issue 3) settings live here too; unknown keys are refused.
     click_to_dial_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     rate_limit: Annotated[int, Field(gt=0)] = 10

@@ -68,6 +68,7 @@ class Server:
             emit=lambda sig: loop.call_soon_threadsafe(self.on_signal, sig),
             on_binding=lambda *change: loop.call_soon_threadsafe(self.on_binding, *change),
             trace=self.options.sip_trace,
+            digest_algorithms=tuple(settings.digest_algorithms),
         )
         self.switch = Switch(
             directory,

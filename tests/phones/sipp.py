@@ -28,6 +28,8 @@ retransmission timeout...), 97 stopped by command, 99 no call processed, 255 fat
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import signal
@@ -45,6 +47,7 @@ SIPP = "sipp"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 _SEPARATOR = "-" * 47
+_runs = itertools.count(1)
 _STATUS_RE = re.compile(r"^SIP/2\.0 (\d{3})\b")
 _REQUEST_RE = re.compile(r"^([A-Z]+) \S+ SIP/2\.0")
 _CSEQ_RE = re.compile(r"^CSeq\s*:\s*\d+\s+([A-Za-z]+)", re.IGNORECASE | re.MULTILINE)
@@ -142,7 +145,7 @@ class SippProcess:
     127.0.0.1:p; ``SippProcess("uac_call.xml", local_port=p, remote=("127.0.0.1", 5060),
     service="200", auth=("201", "pw"), workdir=tmp)`` starts a UAC calling 200.
 
-    Files in ``workdir`` (names start with ``<scenario>_<local_port>``): ``_messages.log``
+    Files in ``workdir`` (names start with ``<scenario>_<local_port>_<n>``): ``_messages.log``
     (``-trace_msg``), ``_errors.log`` (``-trace_err``), ``_stdout.log`` (sipp's screen).
     """
 
@@ -167,7 +170,7 @@ class SippProcess:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
-        stem = f"{self.scenario.stem}_{local_port}"
+        stem = f"{self.scenario.stem}_{local_port}_{next(_runs)}"
         self.message_file = self.workdir / f"{stem}_messages.log"
         self.error_file = self.workdir / f"{stem}_errors.log"
         self.stdout_file = self.workdir / f"{stem}_stdout.log"
@@ -310,9 +313,27 @@ class SippProcess:
             m.text for m in self.parsed() if m.direction == "received" and m.is_kind(method_or_code)
         ]
 
+    def wait_received(
+        self, method_or_code: str | int, timeout: float = 10, count: int = 1
+    ) -> list[str]:
+        """Wait until at least ``count`` messages of that kind were received; return them."""
+
+        def enough() -> list[str] | None:
+            found = self.received(method_or_code)
+            return found if len(found) >= count else None
+
+        return wait_until(
+            enough,
+            timeout,
+            message=f"sipp {self.scenario.name}: fewer than {count} {method_or_code} received "
+            f"in {timeout}s\n{self.diagnostics()}",
+        )
+
     def sent(self, method_or_code: str | int) -> list[str]:
         """Texts of sent messages of that kind (same matching as ``received``)."""
-        return [m.text for m in self.parsed() if m.direction == "sent" and m.is_kind(method_or_code)]
+        return [
+            m.text for m in self.parsed() if m.direction == "sent" and m.is_kind(method_or_code)
+        ]
 
     def final_code(self, method: str = "INVITE") -> int | None:
         """Status of the last final (>= 200) response received for ``method``, or ``None``.
@@ -345,10 +366,8 @@ class SippProcess:
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
     """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
     for sig, wait_for in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=wait_for)
             return

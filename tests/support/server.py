@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from hookswitch.directory.provisioning import user_id_for  # noqa: F401  (re-exported for tests)
 from tests.phones.ports import free_tcp_port, free_udp_port
 from tests.phones.wait import wait_until
 from tests.support.database import query

@@ -8,8 +8,8 @@ import pytest
 
 from hookswitch.calls.commands import (
     CallAnswered,
-    CallEnded,
     CalleeRinging,
+    CallEnded,
     CallOffered,
     Connect,
     HoldChanged,

@@ -15,9 +15,11 @@ from sippy.SipWWWAuthenticate import SipWWWAuthenticate
 
 from hookswitch.directory.snapshot import Directory, Tenant, User
 
-# MD5 first: many phones (and sipp) answer only the first challenge; RFC 8760 phones
-# that support SHA-256 may still pick it from the second header.
-ALGORITHMS = ("MD5", "SHA-256")
+# Challenged with MD5 only by default: baresip/libre refuses a whole 401 that carries an
+# algorithm it does not know, and sipp answers only the first challenge. SHA-256
+# (RFC 8760) is offered too when `server.digest_algorithms` asks for it, and a SHA-256
+# answer is always verified (both HA1 are stored).
+DEFAULT_ALGORITHMS = ("MD5",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,10 @@ class Refused:
 Verdict = Authenticated | Challenge | Refused
 
 
-def challenge_headers(realm: str) -> list[Any]:
+def challenge_headers(realm: str, algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS) -> list[Any]:
     return [
         SipHeader(body=SipWWWAuthenticate(realm=realm, algorithm=algorithm))
-        for algorithm in ALGORITHMS
+        for algorithm in algorithms
     ]
 
 

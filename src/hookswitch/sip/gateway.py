@@ -35,7 +35,14 @@ from hookswitch.calls.ids import CallId, UserId, new_call_id
 from hookswitch.calls.leg import HangupReason
 from hookswitch.directory.snapshot import Directory
 from hookswitch.sip import compat
-from hookswitch.sip.auth import Authenticated, Challenge, Tarpit, authenticate, challenge_headers
+from hookswitch.sip.auth import (
+    DEFAULT_ALGORITHMS,
+    Authenticated,
+    Challenge,
+    Tarpit,
+    authenticate,
+    challenge_headers,
+)
 from hookswitch.sip.bridge import Bridge
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
@@ -73,12 +80,14 @@ class SipGateway:
         emit: Callable[[Signal], object],
         on_binding: Callable[[str, Binding | None, str | None], object],
         trace: bool = False,
+        digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
     ) -> None:
         self.address = address
         self.directory = directory
         self.location = location
         self._emit = emit
-        self.registrar = Registrar(lambda: self.directory, location, on_binding)
+        self.algorithms = digest_algorithms
+        self.registrar = Registrar(lambda: self.directory, location, on_binding, digest_algorithms)
         self.tarpit = Tarpit()
         self.bridges: dict[CallId, Bridge] = {}
         self._trace = trace
@@ -251,7 +260,7 @@ class SipGateway:
             if not isinstance(verdict, Authenticated):
                 if isinstance(verdict, Challenge):
                     resp = req.genResponse(401, "Unauthorized")
-                    resp.appendHeaders(challenge_headers(verdict.realm))
+                    resp.appendHeaders(challenge_headers(verdict.realm, self.algorithms))
                 else:
                     self.tarpit.failed(host)
                     resp = req.genResponse(403, "Forbidden")

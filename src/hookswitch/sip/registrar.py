@@ -23,7 +23,9 @@ class Registrar:
         directory_source: Callable[[], Any],
         location: Location,
         on_change: Callable[[str, Binding | None, str | None], object],
+        algorithms: tuple[str, ...],
     ) -> None:
+        self.algorithms = algorithms
         self._directory = directory_source
         self.location = location
         # on_change(user_id, binding or None, contact removed) lets the server persist.
@@ -35,7 +37,7 @@ class Registrar:
         match verdict:
             case Challenge(realm=realm):
                 resp = req.genResponse(401, "Unauthorized")
-                resp.appendHeaders(challenge_headers(realm))
+                resp.appendHeaders(challenge_headers(realm, self.algorithms))
                 return resp, False
             case Refused():
                 return req.genResponse(403, "Forbidden"), True
