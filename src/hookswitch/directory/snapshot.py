@@ -58,17 +58,17 @@ class Directory:
     tenants: dict[TenantId, Tenant]
     default_tenant: TenantId | None = None
     _by_domain: dict[str, Tenant] = field(default_factory=dict, repr=False)
-    _by_number: dict[str, User] = field(default_factory=dict, repr=False)
     _users: dict[UserId, User] = field(default_factory=dict, repr=False)
+    _by_source: dict[tuple[str, int], Trunk] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for tenant in self.tenants.values():
             if tenant.sip_domain:
                 self._by_domain[tenant.sip_domain.lower()] = tenant
+            for trunk in tenant.trunks:
+                self._by_source.setdefault((trunk.host, trunk.port), trunk)
             for user in tenant.users.values():
                 self._users[user.id] = user
-                for number in user.numbers:
-                    self._by_number[number] = user
 
     def tenant_for_domain(self, domain: str) -> Tenant | None:
         """The tenant a SIP request belongs to, from the domain of its From/To URI."""
@@ -84,17 +84,7 @@ class Directory:
     def user(self, user_id: UserId) -> User | None:
         return self._users.get(user_id)
 
-    def user_by_number(self, tenant_id: TenantId, number: str) -> User | None:
-        user = self._by_number.get(number)
-        return user if user is not None and user.tenant_id == tenant_id else None
-
     def trunk_for_source(self, host: str, port: int) -> Trunk | None:
-        """The trunk a request came from: exact address first, then the host alone."""
-        by_host = None
-        for tenant in self.tenants.values():
-            for trunk in tenant.trunks:
-                if trunk.host == host and trunk.port == port:
-                    return trunk
-                if trunk.host == host and by_host is None:
-                    by_host = trunk
-        return by_host
+        """The trunk a request came from, by exact source address. Matching the host alone
+        would let any phone on the carrier's host pass as the carrier, unauthenticated."""
+        return self._by_source.get((host, port))
