@@ -51,8 +51,9 @@ class ServerSection(_Strict):
     digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
     # Call-control (issue 3) settings live here too; unknown keys are refused.
     click_to_dial_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
-    rate_limit: Annotated[int, Field(gt=0)] = 10
+    rate_limit: Annotated[int, Field(gt=0)] = 10  # call-control requests per second per user
     rate_limit_burst: Annotated[int, Field(gt=0)] = 20
+    rate_limit_storage: str = "memory://"  # or "redis://127.0.0.1:6379" to share a budget
 
     @field_validator("http", "sip")
     @classmethod

@@ -10,17 +10,22 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
+from sqlalchemy import select
 
-from hookswitch.api.app import create_app
-from hookswitch.calls.commands import Command, Signal
-from hookswitch.calls.ids import new_leg_id
-from hookswitch.calls.leg import LegChange
-from hookswitch.calls.switch import LegOpened, Switch, SwitchSettings
+from hookswitch.api.app import Services, create_app
+from hookswitch.api.idempotency import IdempotencyStore
+from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.calls.commands import CallEnded, Command, Signal
+from hookswitch.calls.control import CallControl, LegView
+from hookswitch.calls.ids import CallId, LegId, UserId, new_call_id, new_leg_id
+from hookswitch.calls.leg import LegChange, LegState
+from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
 from hookswitch.sip.gateway import SipGateway, now_us
 from hookswitch.sip.location import Binding, Location
 from hookswitch.store.db import make_engine, migrate, session_factory
+from hookswitch.store.legs import LegRow
 from hookswitch.store.recorder import BindingChange, Recorder, close_open_legs, load_bindings
 
 log = structlog.get_logger("hookswitch.server")
@@ -74,11 +79,25 @@ class Server:
             directory,
             self.gateway.has_devices,
             new_leg_id,
-            SwitchSettings(ring_timeout=settings.ring_timeout),
+            SwitchSettings(ring_timeout=settings.ring_timeout,
+                           click_to_dial_timeout=settings.click_to_dial_timeout),
+        )
+        self.sessions = sessions
+        self.call_control = CallControl(
+            self.switch, self.apply, self.stored_leg, now_us, new_call_id
         )
         self.gateway.start()
         http_host, http_port = parse_hostport(self.options.http, 8080)
-        app = create_app(lambda: self.ready)
+        app = create_app(
+            Services(
+                sessions=sessions,
+                call_control=self.call_control,
+                rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
+                                         settings.rate_limit_storage),
+                idempotency=IdempotencyStore(sessions),
+                is_ready=lambda: self.ready,
+            )
+        )
         config = uvicorn.Config(app, host=http_host, port=http_port, log_level="warning",
                                 lifespan="off")
         http = _HttpServer(config)
@@ -111,6 +130,12 @@ class Server:
         except Exception:
             log.exception("calls.signal_failed", signal=type(sig).__name__)
             return
+        self.apply(effects)
+        if isinstance(sig, CallEnded):
+            self.call_control.call_ended(sig.call_id)
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Commands go to SIP at once; leg records go to the one writer, in order."""
         for effect in effects:
             if isinstance(effect, LegOpened | LegChange):
                 self.recorder.put(effect)
@@ -119,6 +144,24 @@ class Server:
 
     def submit(self, command: Command) -> None:
         self.gateway.submit(command)
+
+    async def stored_leg(self, leg_id: LegId) -> LegView | None:
+        async with self.sessions() as session:
+            leg = await session.get(LegRow, str(leg_id))
+            if leg is None:
+                return None
+            parties = await session.scalars(
+                select(LegRow.user_id).where(LegRow.call_id == leg.call_id)
+            )
+            return LegView(
+                id=LegId(leg.id),
+                call_id=CallId(leg.call_id),
+                tenant_id=leg.tenant_id,
+                user_id=UserId(leg.user_id),
+                state=LegState(leg.state),
+                reason=leg.reason,
+                parties=frozenset(UserId(u) for u in parties),
+            )
 
     def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
         self.recorder.put(BindingChange(user_id, binding, contact))

@@ -24,13 +24,17 @@ OTHER_PASSWORD = "pass-300-other"
 
 
 def provisioning_toml(
-    *, http: str, sip: str, database: str, trunk_port: int | None, ring_timeout: float
+    *, http: str, sip: str, database: str, trunk_port: int | None, ring_timeout: float,
+    click_to_dial_timeout: float = 30, auto_answer: str = "",
 ) -> str:
     trunk = (
         f'\n[[tenants.trunks]]\nname = "carrier"\naddress = "127.0.0.1:{trunk_port}"\n'
         if trunk_port
         else ""
     )
+    def aa(extension: str) -> str:
+        return "auto_answer = true" if extension == auto_answer else ""
+
     return f"""
 [server]
 http = "{http}"
@@ -38,6 +42,7 @@ sip = "{sip}"
 database = "{database}"
 default_tenant = "{TENANT}"
 ring_timeout = {ring_timeout}
+click_to_dial_timeout = {click_to_dial_timeout}
 
 [[tenants]]
 id = "{TENANT}"
@@ -47,6 +52,7 @@ name = "Example"
 extension = "200"
 name = "John Doe"
 sip_password = "{PASSWORDS['200']}"
+{aa("200")}
 api_token = "tok-john"
 numbers = ["+3228990200"]
 
@@ -54,6 +60,7 @@ numbers = ["+3228990200"]
 extension = "210"
 name = "Jane Doe"
 sip_password = "{PASSWORDS['210']}"
+{aa("210")}
 api_token = "tok-jane"
 numbers = ["+3228990210"]
 
@@ -61,6 +68,7 @@ numbers = ["+3228990210"]
 extension = "220"
 name = "Bob Roe"
 sip_password = "{PASSWORDS['220']}"
+{aa("220")}
 {trunk}
 [[tenants]]
 id = "{OTHER_TENANT}"
@@ -162,7 +170,8 @@ class RunningServer:
 
 
 def new_server(workdir: Path, database: str, *, trunk: bool = True,
-               ring_timeout: float = 60.0) -> RunningServer:
+               ring_timeout: float = 60.0, click_to_dial_timeout: float = 30.0,
+               auto_answer: str = "") -> RunningServer:
     server = RunningServer(
         workdir=workdir,
         database=database,
@@ -177,6 +186,8 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
             database=database,
             trunk_port=server.trunk_port,
             ring_timeout=ring_timeout,
+            click_to_dial_timeout=click_to_dial_timeout,
+            auto_answer=auto_answer,
         )
     )
     return server

@@ -1,24 +1,70 @@
-"""The HTTP side: health now, the Call Control API on top of it."""
+"""The HTTP side: health and the Call Control API v3."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookswitch.api import problems
+from hookswitch.api.idempotency import IdempotencyStore
+from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.routes import call_control
+from hookswitch.api.schemas import ClickToDialRequest, HangupRequest
+from hookswitch.calls.control import CallControl
 
 
-def create_app(is_ready: Callable[[], bool]) -> FastAPI:
+@dataclass
+class Services:
+    sessions: async_sessionmaker[AsyncSession]
+    call_control: CallControl
+    rate_limiter: RateLimiter
+    idempotency: IdempotencyStore
+    is_ready: Callable[[], bool]
+
+
+def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="hookswitch",
         version="0.1.0",
-        description="Self-hosted phone server with the Call Control API v3.",
+        description=(
+            "Self-hosted phone server with the Call Control API v3: click-to-dial and "
+            "hangup for the users of a tenant, authenticated with bearer tokens."
+        ),
     )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(call_control.router)
 
     @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up")
     async def healthz() -> JSONResponse:
-        if is_ready():
+        if services.is_ready():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "starting"}, status_code=503)
 
+    _document_request_schemas(app)
     return app
+
+
+def _document_request_schemas(app: FastAPI) -> None:
+    """The body is read raw (several forms are accepted), so FastAPI does not see the
+    request models: add them and the problem schema to the OpenAPI components."""
+    original = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ClickToDialRequest, HangupRequest, problems.Problem):
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in model_schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -96,7 +97,7 @@ def from_domain(error: CallControlError) -> ApiProblem:
     return ApiProblem(status, error.code, error.title, error.detail, errors=errors)
 
 
-def field_problems(raw_errors: list[dict[str, Any]]) -> list[FieldProblem]:
+def field_problems(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
     problems = []
     for err in raw_errors:
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body",)]

@@ -13,6 +13,7 @@ class CallKind(StrEnum):
     INTERNAL = "internal"
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+    CLICK_TO_DIAL = "click-to-dial"
 
 
 @dataclass(slots=True, kw_only=True)

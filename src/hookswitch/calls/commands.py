@@ -56,7 +56,15 @@ class CallEnded:
     at_us: int
 
 
-Signal = CallOffered | CalleeRinging | CallAnswered | HoldChanged | CallEnded
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserPickedUp:
+    """Click-to-dial: one of the user's own phones answered the first call."""
+
+    call_id: CallId
+    at_us: int
+
+
+Signal = CallOffered | CalleeRinging | CallAnswered | HoldChanged | CallEnded | UserPickedUp
 
 # --- commands: calls/ -> sip/ ------------------------------------------------------------
 
@@ -106,4 +114,18 @@ class Hangup:
     call_id: CallId
 
 
-Command = Connect | Reject | Hangup
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RingUser:
+    """Click-to-dial, step one: ring every device of the user, showing ``display_name``
+    and ``shown_number``; report ``UserPickedUp`` when one answers (late offer: the
+    INVITE carries no SDP, the phone's answer brings its offer)."""
+
+    call_id: CallId
+    user_id: UserId
+    display_name: str
+    shown_number: str
+    auto_answer: bool
+    timeout: float
+
+
+Command = Connect | Reject | Hangup | RingUser

@@ -1,14 +1,15 @@
-"""The call domain: turns SIP signals into leg changes and SIP commands.
+"""The call domain: turns SIP signals and API commands into leg changes and SIP commands.
 
 Pure code: it is given the directory, the registrations it may ask about, and the time in
-every signal; it reads no clock, socket or database. The shell around it (``calls.runtime``)
-sends the commands to ``sip/`` and records the leg changes in one transaction.
+every signal; it reads no clock, socket or database. The shell around it (``server.py``)
+sends the commands to ``sip/`` and hands the leg records to the one writer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from hookswitch.calls.call import Call, CallKind
 from hookswitch.calls.commands import (
@@ -18,16 +19,23 @@ from hookswitch.calls.commands import (
     CallOffered,
     Command,
     Connect,
+    Hangup,
     HoldChanged,
     Reject,
+    RingUser,
     Signal,
+    Target,
     TrunkNumber,
     UserDevices,
+    UserPickedUp,
 )
+from hookswitch.calls.errors import InvalidDestination, NoRegisteredDevice
 from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import Direction, HangupReason, Leg, LegChange, LegSignal, Party
-from hookswitch.calls.routing import ToTrunk, ToUser, Unroutable, route
+from hookswitch.calls.routing import Route, ToTrunk, ToUser, Unroutable, route
 from hookswitch.directory.snapshot import Directory, User
+
+PICK_UP_TO_CALL = "(pick up to call)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,15 @@ Effect = Command | LegOpened | LegChange
 @dataclass(frozen=True, slots=True)
 class SwitchSettings:
     ring_timeout: float = 60.0
+    click_to_dial_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A click-to-dial waiting for its user to pick up: whom to call then."""
+
+    user: User
+    destination: ToUser | ToTrunk
 
 
 class Switch:
@@ -61,6 +78,14 @@ class Switch:
         self.new_leg_id = new_leg_id
         self.settings = settings or SwitchSettings()
         self.calls: dict[CallId, Call] = {}
+        self._pending: dict[CallId, _Pending] = {}
+        self._live_legs: dict[LegId, Leg] = {}
+
+    def live_leg(self, leg_id: LegId) -> Leg | None:
+        """A leg of a call that has not ended yet."""
+        return self._live_legs.get(leg_id)
+
+    # --- signals from SIP ----------------------------------------------------------------
 
     def handle(self, signal: Signal) -> list[Effect]:
         match signal:
@@ -68,6 +93,8 @@ class Switch:
                 return self._offered(signal)
             case CalleeRinging():
                 return []  # legs are already RINGING from the moment they exist
+            case UserPickedUp():
+                return self._picked_up(signal)
             case CallAnswered():
                 return self._signal_call(signal.call_id, LegSignal.ANSWERED, signal.at_us)
             case HoldChanged():
@@ -77,8 +104,65 @@ class Switch:
                 effects = self._signal_call(
                     signal.call_id, LegSignal.ENDED, signal.at_us, signal.reason
                 )
-                self.calls.pop(signal.call_id, None)
+                self._forget(signal.call_id)
                 return effects
+            case _:
+                assert_never(signal)
+
+    # --- commands from the API -----------------------------------------------------------
+
+    def click_to_dial(
+        self, call_id: CallId, user: User, destination: str, at_us: int
+    ) -> tuple[Leg, list[Effect]]:
+        """Ring the user's own phones first; the destination is called on pick-up.
+
+        Raises ``NoRegisteredDevice`` or ``InvalidDestination`` before anything rings.
+        """
+        tenant = self.directory.tenants[user.tenant_id]
+        target = route(tenant, destination)
+        if isinstance(target, Unroutable):
+            if target.status == 403:
+                raise InvalidDestination(f"{destination} is a number but the tenant has no trunk")
+            raise InvalidDestination(
+                f"{destination!r} is neither an extension of this tenant nor an E.164 number"
+            )
+        if isinstance(target, ToUser) and target.user.id == user.id:
+            raise InvalidDestination("a user cannot click-to-dial their own extension")
+        if not self.has_devices(user.id):
+            raise NoRegisteredDevice(f"extension {user.extension} has no registered phone")
+        call = Call(id=call_id, tenant_id=tenant.id, kind=CallKind.CLICK_TO_DIAL,
+                    created_us=at_us)
+        self.calls[call_id] = call
+        self._pending[call_id] = _Pending(user, target)
+        caller = Party(number=user.extension, name=user.name)
+        opened = self._open_leg(call, user, Direction.OUT, caller, _callee_party(target), at_us)
+        ring = RingUser(
+            call_id=call_id,
+            user_id=user.id,
+            display_name=PICK_UP_TO_CALL,
+            shown_number=_callee_party(target).number,
+            auto_answer=user.auto_answer,
+            timeout=self.settings.click_to_dial_timeout,
+        )
+        return opened.leg, [opened, ring]
+
+    def hangup(self, call_id: CallId) -> list[Effect]:
+        """End a live call; its legs end with reason ``api`` when SIP confirms."""
+        if call_id not in self.calls:
+            return []
+        return [Hangup(call_id=call_id)]
+
+    def hangup_all(self) -> list[Effect]:
+        """Shut-down: ask SIP to end every live call (their legs end as SIP reports)."""
+        return [Hangup(call_id=call_id) for call_id in self.calls]
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _forget(self, call_id: CallId) -> None:
+        call = self.calls.pop(call_id, None)
+        self._pending.pop(call_id, None)
+        for leg in call.legs if call else ():
+            self._live_legs.pop(leg.id, None)
 
     def _signal_call(
         self,
@@ -113,6 +197,7 @@ class Switch:
             created_us=at_us,
         )
         call.legs.append(leg)
+        self._live_legs[leg.id] = leg
         return LegOpened(leg, call.kind)
 
     def _offered(self, offer: CallOffered) -> list[Effect]:
@@ -120,7 +205,7 @@ class Switch:
         if tenant is None:
             return [Reject(call_id=offer.call_id, status=404, phrase="Not Found")]
         caller_user = self.directory.user(offer.from_user) if offer.from_user else None
-        destination = route(tenant, offer.dialled)
+        destination: Route = route(tenant, offer.dialled)
         if caller_user is None and not isinstance(destination, ToUser):
             # A trunk may only reach users, never loop back out through a trunk.
             destination = Unroutable(404, "Not Found")
@@ -130,44 +215,64 @@ class Switch:
 
         if caller_user is not None:
             caller = Party(number=caller_user.extension, name=caller_user.name)
+            kind = CallKind.INTERNAL if isinstance(destination, ToUser) else CallKind.OUTBOUND
         else:
             caller = Party(number=offer.from_number, name=offer.from_name or offer.from_number)
-        match destination:
-            case ToUser(user=callee_user):
-                callee = Party(number=callee_user.extension, name=callee_user.name)
-                kind = CallKind.INTERNAL if caller_user else CallKind.INBOUND
-            case ToTrunk(number=number):
-                callee = Party(number=number, name=number)
-                kind = CallKind.OUTBOUND
-
+            kind = CallKind.INBOUND
         call = Call(id=offer.call_id, tenant_id=tenant.id, kind=kind, created_us=offer.at_us)
         self.calls[call.id] = call
         effects: list[Effect] = []
         if caller_user is not None:
-            effects.append(
-                self._open_leg(call, caller_user, Direction.OUT, caller, callee, offer.at_us)
-            )
+            effects.append(self._open_leg(call, caller_user, Direction.OUT, caller,
+                                          _callee_party(destination), offer.at_us))
+        return effects + self._call_destination(call, caller_user, caller, destination,
+                                                offer.at_us, refuse=Reject)
 
+    def _picked_up(self, signal: UserPickedUp) -> list[Effect]:
+        pending = self._pending.pop(signal.call_id, None)
+        call = self.calls.get(signal.call_id)
+        if pending is None or call is None:
+            return []
+        caller = Party(number=pending.user.extension, name=pending.user.name)
+        return self._call_destination(call, pending.user, caller, pending.destination,
+                                      signal.at_us, refuse=Hangup)
+
+    def _call_destination(
+        self,
+        call: Call,
+        caller_user: User | None,
+        caller: Party,
+        destination: ToUser | ToTrunk,
+        at_us: int,
+        refuse: type[Reject] | type[Hangup],
+    ) -> list[Effect]:
+        """Open the callee's leg (if a user) and ask SIP to call and bridge the destination.
+
+        A user with no registered device ends the call ``unavailable`` at once: the caller
+        is refused 480 (an INVITE) or hung up (a click-to-dial whose user picked up).
+        """
+        effects: list[Effect] = []
+        callee = _callee_party(destination)
+        target: Target
         match destination:
             case ToUser(user=callee_user):
                 if not self.has_devices(callee_user.id):
-                    effects += call.signal_all(
-                        LegSignal.ENDED, offer.at_us, HangupReason.UNAVAILABLE
-                    )
-                    effects.append(
-                        Reject(call_id=call.id, status=480, phrase="Temporarily Unavailable")
-                    )
-                    self.calls.pop(call.id)
+                    effects += call.signal_all(LegSignal.ENDED, at_us, HangupReason.UNAVAILABLE)
+                    self._forget(call.id)
+                    if refuse is Reject:
+                        effects.append(Reject(call_id=call.id, status=480,
+                                              phrase="Temporarily Unavailable"))
+                    else:
+                        effects.append(Hangup(call_id=call.id))
                     return effects
                 effects.append(
-                    self._open_leg(call, callee_user, Direction.IN, caller, callee, offer.at_us)
+                    self._open_leg(call, callee_user, Direction.IN, caller, callee, at_us)
                 )
-                target: UserDevices | TrunkNumber = UserDevices(user_id=callee_user.id)
+                target = UserDevices(user_id=callee_user.id)
                 caller_number = caller.number
             case ToTrunk(trunk=trunk, number=number):
                 target = TrunkNumber(host=trunk.host, port=trunk.port, number=number)
-                assert caller_user is not None
-                caller_number = caller_user.presented_number
+                caller_number = caller_user.presented_number if caller_user else caller.number
         effects.append(
             Connect(
                 call_id=call.id,
@@ -180,8 +285,10 @@ class Switch:
         )
         return effects
 
-    def hangup_all(self) -> list[Effect]:
-        """Shut-down: ask SIP to end every live call (their legs end as SIP reports)."""
-        from hookswitch.calls.commands import Hangup
 
-        return [Hangup(call_id=call_id) for call_id in self.calls]
+def _callee_party(destination: ToUser | ToTrunk) -> Party:
+    match destination:
+        case ToUser(user=user):
+            return Party(number=user.extension, name=user.name)
+        case ToTrunk(number=number):
+            return Party(number=number, name=number)

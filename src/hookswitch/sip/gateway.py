@@ -22,11 +22,13 @@ from sippy.UA import UA
 from sippy.Udp_server import Udp_server_opts
 
 from hookswitch.calls.commands import (
+    CallEnded,
     CallOffered,
     Command,
     Connect,
     Hangup,
     Reject,
+    RingUser,
     Signal,
     TrunkNumber,
     UserDevices,
@@ -158,12 +160,29 @@ class SipGateway:
     # --- commands from the domain (any thread) -----------------------------------------
 
     def submit(self, command: Command) -> None:
-        ED2.callFromThread(self._safely, self._execute, command)
+        ED2.callFromThread(self._execute_guarded, command)
 
     def has_devices(self, user_id: UserId) -> bool:
         return self.location.has_devices(user_id)
 
+    def _execute_guarded(self, command: Command) -> None:
+        """A command that fails ends its call (reason ``failed``) instead of leaving it
+        ringing forever; the SIP thread goes on."""
+        try:
+            self._execute(command)
+        except Exception:
+            log.exception("sip.command_failed", command=type(command).__name__)
+            bridge = self.bridges.get(command.call_id)
+            if bridge is not None:
+                self._safely(bridge.hangup, HangupReason.FAILED)
+            else:
+                self._emit(CallEnded(call_id=command.call_id, reason=HangupReason.FAILED,
+                                     at_us=now_us()))
+
     def _execute(self, command: Command) -> None:
+        if isinstance(command, RingUser):
+            self._ring_user(command)
+            return
         bridge = self.bridges.get(command.call_id)
         if bridge is None:
             return  # the call ended on the SIP side meanwhile; its CallEnded is on the way
@@ -174,6 +193,24 @@ class SipGateway:
                 bridge.hangup(HangupReason.API)
             case Connect():
                 self._connect(bridge, command)
+            case RingUser():  # handled above: it creates the bridge
+                pass
+
+    def _ring_user(self, command: RingUser) -> None:
+        bridge = Bridge(command.call_id, None, None, self._emit, now_us, self._bridge_done)
+        self.bridges[command.call_id] = bridge
+        devices = [(b.source, b.contact) for b in self.location.devices(command.user_id)]
+        if not devices:  # unregistered since the API checked
+            bridge.reject(480, "Temporarily Unavailable", HangupReason.UNAVAILABLE)
+            return
+        bridge.ring_user(
+            self.new_ua,
+            devices,
+            command.display_name,
+            command.shown_number,
+            command.auto_answer,
+            command.timeout,
+        )
 
     def _connect(self, bridge: Bridge, command: Connect) -> None:
         targets: list[tuple[tuple[str, int], str | None]]
@@ -279,7 +316,8 @@ class SipGateway:
             bridge = holder.get("bridge")
             if bridge is None:
                 # The first event is the CCEventTry of the INVITE itself.
-                bridge = Bridge(call_id, ua, event, self._emit, now_us, self._bridge_done)
+                body = event.getData()[3]  # the caller's SDP offer, passed through
+                bridge = Bridge(call_id, ua, body, self._emit, now_us, self._bridge_done)
                 holder["bridge"] = bridge
                 self.bridges[call_id] = bridge
                 self._emit(offer)

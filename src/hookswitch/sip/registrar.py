@@ -75,7 +75,7 @@ class Registrar:
                 continue
             if expires < MIN_EXPIRES:
                 resp = req.genResponse(423, "Interval Too Brief")
-                resp.appendHeader(SipHeader(name="min-expires", body=str(MIN_EXPIRES)))
+                resp.appendHeader(SipHeader(name="min-expires", bodys=str(MIN_EXPIRES)))
                 return resp
             expires = min(expires, MAX_EXPIRES)
             binding = Binding(

@@ -47,3 +47,14 @@ class LegChangeRow(Base):
     state: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(String(16))
     at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdempotencyRow(Base):
+    """The first answer to a click-to-dial with an Idempotency-Key, replayed for 24 h."""
+
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(String(4000))

@@ -1,0 +1,48 @@
+"""The ``call-control`` rate-limit scope, per user, with the ``limits`` library.
+
+"10 per second with a burst of 20" is a moving window of 20 requests per 2 seconds: a
+client may send 20 at once, and 10 per second on average. Storage is in memory by default
+and can be any ``limits`` storage URI (``redis://127.0.0.1:6379``) so several server
+processes share one budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerSecond
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+SCOPE = "call-control"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until the window has room again
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class RateLimiter:
+    def __init__(self, per_second: int, burst: int, storage_uri: str = "memory://") -> None:
+        window = max(1, math.ceil(burst / per_second))
+        self.item = RateLimitItemPerSecond(burst, window)
+        # "async+memory://" / "async+redis://": the asyncio flavours of limits storages.
+        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+
+    async def hit(self, key: str) -> Verdict:
+        allowed = await self._limiter.hit(self.item, SCOPE, key)
+        stats = await self._limiter.get_window_stats(self.item, SCOPE, key)
+        reset_after = max(0, math.ceil(stats.reset_time - time.time()))
+        return Verdict(allowed, self.item.amount, stats.remaining, reset_after)

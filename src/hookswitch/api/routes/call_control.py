@@ -1,0 +1,156 @@
+"""``POST /v3/call_control/``: click-to-dial and hangup (rate-limit scope ``call-control``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from hookswitch.api.auth import CurrentPrincipal
+from hookswitch.api.body import BodyError, normalise_body
+from hookswitch.api.idempotency import MAX_KEY_LENGTH
+from hookswitch.api.problems import (
+    PROBLEM_JSON,
+    TYPE_BASE,
+    ApiProblem,
+    Problem,
+    field_problems,
+    from_domain,
+)
+from hookswitch.api.ratelimit import Verdict
+from hookswitch.api.schemas import (
+    ClickToDialAccepted,
+    ClickToDialRequest,
+    HangupRequest,
+    HangupResult,
+)
+from hookswitch.calls.errors import CallControlError
+from hookswitch.calls.policy import Principal
+
+router = APIRouter(tags=["call control"])
+
+COMMANDS: dict[str, type[ClickToDialRequest] | type[HangupRequest]] = {
+    "click-to-dial": ClickToDialRequest,
+    "hangup": HangupRequest,
+}
+
+
+async def rate_limited(request: Request, response: Response,
+                       principal: CurrentPrincipal) -> Verdict:
+    """The ``call-control`` budget of the authenticated user; 429 when spent."""
+    verdict: Verdict = await request.app.state.services.rate_limiter.hit(principal.user_id)
+    if not verdict.allowed:
+        raise ApiProblem(
+            429, "rate-limited", "Too many requests",
+            "the call-control rate limit of this user is spent; retry after Retry-After",
+            headers={**verdict.headers(), "Retry-After": str(max(1, verdict.reset_after))},
+        )
+    response.headers.update(verdict.headers())
+    return verdict
+
+
+def _problem(status: int, description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+@router.post(
+    "/v3/call_control/",
+    summary="Click-to-dial or hang up a call leg",
+    description=(
+        "`click-to-dial` rings the user's own phones first, showing \"(pick up to call)\"; "
+        "when the user picks up, the destination is called and the two are connected. "
+        "`hangup` ends the call a leg belongs to (CANCEL while ringing, BYE once answered). "
+        "The body may also be a JSON string holding the object, or have `user`/`payload` as "
+        "strings holding a single-quoted dict (the vendor's PHP and C# samples)."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {
+                "oneOf": [{"$ref": "#/components/schemas/ClickToDialRequest"},
+                          {"$ref": "#/components/schemas/HangupRequest"}],
+                "discriminator": {"propertyName": "command"},
+            }}},
+        },
+        "x-rate-limit-scope": "call-control",
+    },
+    status_code=202,
+    response_model=ClickToDialAccepted,
+    responses={
+        200: {"model": HangupResult, "description": "hangup: the call has ended"},
+        400: _problem(400, "the body is not JSON, or the command is unknown"),
+        401: _problem(401, "missing, unknown, revoked or expired token"),
+        403: _problem(403, "not your extension, or not a party to the call"),
+        404: _problem(404, "no such call leg in your tenant"),
+        409: _problem(409, "the user has no registered phone"),
+        422: _problem(422, "field problems, listed in `errors`"),
+        429: _problem(429, "over the call-control rate limit"),
+    },
+)
+async def call_control(
+    request: Request,
+    principal: CurrentPrincipal,
+    verdict: Annotated[Verdict, Depends(rate_limited)],
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
+) -> JSONResponse:
+    body = normalise_body(await request.body())
+    command = body.get("command")
+    if command not in COMMANDS:
+        raise BodyError(
+            f"unknown command {command!r}; use one of {', '.join(sorted(COMMANDS))}"
+        )
+    try:
+        parsed = COMMANDS[command].model_validate(body)
+    except ValidationError as exc:
+        raise ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
+                         "see errors for each field",
+                         errors=field_problems(exc.errors())) from exc
+    services = request.app.state.services
+    if isinstance(parsed, HangupRequest):
+        status, answer = await _hangup(services, principal, parsed)
+    elif idempotency_key:
+        status, answer, _ = await services.idempotency.once(
+            principal.user_id, idempotency_key,
+            lambda: _click_to_dial(services, principal, parsed),
+        )
+    else:
+        status, answer = await _click_to_dial(services, principal, parsed)
+    return JSONResponse(answer, status_code=status, headers=verdict.headers(),
+                        media_type=PROBLEM_JSON if status >= 400 else None)
+
+
+async def _click_to_dial(services: Any, principal: Principal,
+                         request: ClickToDialRequest) -> tuple[int, dict[str, Any]]:
+    try:
+        started = await services.call_control.click_to_dial(
+            principal, request.user.tenant_id, request.user.user_extension,
+            request.payload.destination,
+        )
+    except CallControlError as error:
+        # Answered (not raised) so that an idempotent retry replays the same refusal.
+        problem = from_domain(error)
+        return problem.status, _problem_body(problem)
+    answer = ClickToDialAccepted(call_leg_id=started.call_leg_id, call_id=started.call_id,
+                                 state=started.state.value)
+    return 202, answer.model_dump()
+
+
+async def _hangup(services: Any, principal: Principal,
+                  request: HangupRequest) -> tuple[int, dict[str, Any]]:
+    done = await services.call_control.hangup(
+        principal, request.user.tenant_id, request.user.user_extension,
+        request.payload.call_leg_id,
+    )
+    answer = HangupResult(call_leg_id=done.call_leg_id, call_id=done.call_id,
+                          state=done.state.value, reason=done.reason)
+    return 200, answer.model_dump()
+
+
+def _problem_body(problem: ApiProblem) -> dict[str, Any]:
+    body = Problem(type=TYPE_BASE + problem.code, title=problem.title, status=problem.status,
+                   detail=problem.detail, code=problem.code, errors=problem.errors)
+    return body.model_dump(exclude_none=True)
+

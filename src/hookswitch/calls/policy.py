@@ -1,0 +1,32 @@
+"""Who may do what with call control (the vendor page's two 403 rules)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hookswitch.calls.errors import NotOwner, NotParticipant
+from hookswitch.calls.ids import TenantId, UserId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """The user a bearer token acts for."""
+
+    user_id: UserId
+    tenant_id: TenantId
+    extension: str
+
+
+def ensure_owner(principal: Principal, tenant_id: str, extension: str) -> None:
+    """Click-to-dial and hangup act for ``user``: it must be the token's own extension."""
+    if principal.tenant_id != tenant_id or principal.extension != extension:
+        raise NotOwner(
+            f"this token belongs to extension {principal.extension}, not to "
+            f"extension {extension} of tenant {tenant_id}"
+        )
+
+
+def ensure_participant(principal: Principal, parties: set[UserId]) -> None:
+    """Hangup: only a user with a leg in the call may end it."""
+    if principal.user_id not in parties:
+        raise NotParticipant(f"extension {principal.extension} is not a party to this call")
