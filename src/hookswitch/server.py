@@ -7,25 +7,25 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 import uvicorn
-from sqlalchemy import select
 
 from hookswitch.api.app import Services, create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.calls.commands import CallEnded, Command, Signal
-from hookswitch.calls.control import CallControl, LegView
-from hookswitch.calls.ids import CallId, LegId, UserId, new_call_id, new_leg_id
-from hookswitch.calls.leg import LegChange, LegState
+from hookswitch.calls.control import CallControl
+from hookswitch.calls.ids import new_call_id, new_leg_id
+from hookswitch.calls.leg import LegChange
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
 from hookswitch.sip.gateway import SipGateway, now_us
 from hookswitch.sip.location import Binding, Location
 from hookswitch.store.db import make_engine, migrate, session_factory
-from hookswitch.store.legs import LegRow
+from hookswitch.store.queries import stored_leg
 from hookswitch.store.recorder import BindingChange, Recorder, close_open_legs, load_bindings
 
 log = structlog.get_logger("hookswitch.server")
@@ -84,7 +84,7 @@ class Server:
         )
         self.sessions = sessions
         self.call_control = CallControl(
-            self.switch, self.apply, self.stored_leg, now_us, new_call_id
+            self.switch, self.apply, partial(stored_leg, sessions), now_us, new_call_id
         )
         self.gateway.start()
         http_host, http_port = parse_hostport(self.options.http, 8080)
@@ -144,24 +144,6 @@ class Server:
 
     def submit(self, command: Command) -> None:
         self.gateway.submit(command)
-
-    async def stored_leg(self, leg_id: LegId) -> LegView | None:
-        async with self.sessions() as session:
-            leg = await session.get(LegRow, str(leg_id))
-            if leg is None:
-                return None
-            parties = await session.scalars(
-                select(LegRow.user_id).where(LegRow.call_id == leg.call_id)
-            )
-            return LegView(
-                id=LegId(leg.id),
-                call_id=CallId(leg.call_id),
-                tenant_id=leg.tenant_id,
-                user_id=UserId(leg.user_id),
-                state=LegState(leg.state),
-                reason=leg.reason,
-                parties=frozenset(UserId(u) for u in parties),
-            )
 
     def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
         self.recorder.put(BindingChange(user_id, binding, contact))

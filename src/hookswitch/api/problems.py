@@ -105,21 +105,27 @@ def field_problems(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem
     return problems
 
 
+def _rate_headers(request: Request) -> dict[str, str]:
+    """The RateLimit-* headers go on every answer of a rate-limited route, errors too."""
+    return dict(getattr(request.state, "rate_limit_headers", {}))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
-    async def _api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.headers,
-                                exc.errors)
+    async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.title, exc.detail,
+                                {**_rate_headers(request), **exc.headers}, exc.errors)
 
     @app.exception_handler(CallControlError)
-    async def _domain(_: Request, exc: CallControlError) -> JSONResponse:
+    async def _domain(request: Request, exc: CallControlError) -> JSONResponse:
         problem = from_domain(exc)
         return problem_response(problem.status, problem.code, problem.title, problem.detail,
-                                errors=problem.errors)
+                                _rate_headers(request), problem.errors)
 
     @app.exception_handler(BodyError)
-    async def _body(_: Request, exc: BodyError) -> JSONResponse:
-        return problem_response(400, exc.code, "Malformed request body", str(exc))
+    async def _body(request: Request, exc: BodyError) -> JSONResponse:
+        return problem_response(400, exc.code, "Malformed request body", str(exc),
+                                _rate_headers(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

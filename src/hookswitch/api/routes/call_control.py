@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -37,8 +37,7 @@ COMMANDS: dict[str, type[ClickToDialRequest] | type[HangupRequest]] = {
 }
 
 
-async def rate_limited(request: Request, response: Response,
-                       principal: CurrentPrincipal) -> Verdict:
+async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict:
     """The ``call-control`` budget of the authenticated user; 429 when spent."""
     verdict: Verdict = await request.app.state.services.rate_limiter.hit(principal.user_id)
     if not verdict.allowed:
@@ -47,7 +46,7 @@ async def rate_limited(request: Request, response: Response,
             "the call-control rate limit of this user is spent; retry after Retry-After",
             headers={**verdict.headers(), "Retry-After": str(max(1, verdict.reset_after))},
         )
-    response.headers.update(verdict.headers())
+    request.state.rate_limit_headers = verdict.headers()
     return verdict
 
 
@@ -98,7 +97,7 @@ async def call_control(
 ) -> JSONResponse:
     body = normalise_body(await request.body())
     command = body.get("command")
-    if command not in COMMANDS:
+    if not isinstance(command, str) or command not in COMMANDS:
         raise BodyError(
             f"unknown command {command!r}; use one of {', '.join(sorted(COMMANDS))}"
         )
