@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import structlog
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookswitch.config import (
     ConfigError,
@@ -17,6 +20,8 @@ from hookswitch.config import (
     demo_tenant,
     load_provisioning,
 )
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="hookswitch phone server")
 
@@ -93,6 +98,77 @@ def serve(
     if demo:
         _print_demo(provisioning, options.sip)
     run_server(provisioning, options)
+
+
+token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens of users")
+app.add_typer(token_app, name="token")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="TOML provisioning file (for its database)")
+]
+DbOption = Annotated[str | None, typer.Option(help="database URL (overrides the file)")]
+
+
+def _database(config: Path | None, db: str | None) -> str:
+    if db:
+        return db
+    try:
+        return (load_provisioning(config) if config else Provisioning()).server.database
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _in_session(database: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from hookswitch.store.db import make_engine, migrate, session_factory
+
+    async def run() -> T:
+        engine = make_engine(database)
+        try:
+            await migrate(engine)
+            async with session_factory(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str, typer.Option(help="tenant id")],
+    extension: Annotated[str, typer.Option(help="the user's extension")],
+    expires_in: Annotated[str | None, typer.Option(help="lifetime such as 30d, 12h, 15m")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Print a new bearer token for a user (shown once; only its hash is stored)."""
+    from hookswitch.directory.tokens import TokenError, create_token, parse_duration
+
+    try:
+        lifetime = parse_duration(expires_in) if expires_in else None
+        _, token = _in_session(
+            _database(config, db), lambda s: create_token(s, tenant, extension, lifetime)
+        )
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="the token, or its id")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Revoke a token at once: requests with it get 401."""
+    from hookswitch.directory.tokens import revoke_token
+
+    if not _in_session(_database(config, db), lambda s: revoke_token(s, token)):
+        typer.echo("error: no such active token", err=True)
+        raise typer.Exit(1)
+    typer.echo("revoked")
 
 
 def main() -> None:  # pragma: no cover
