@@ -54,6 +54,10 @@ class ServerSection(_Strict):
     rate_limit: Annotated[int, Field(gt=0)] = 10  # call-control requests per second per user
     rate_limit_burst: Annotated[int, Field(gt=0)] = 20
     rate_limit_storage: str = "memory://"  # or "redis://127.0.0.1:6379" to share a budget
+    # Webhook retries: first delay, doubling up to the max interval, parked after give-up.
+    webhook_retry_first_interval: Annotated[float, Field(gt=0)] = 1.0
+    webhook_retry_max_interval: Annotated[float, Field(gt=0)] = 600.0
+    webhook_give_up_after: Annotated[float, Field(gt=0)] = 3600.0
 
     @field_validator("http", "sip")
     @classmethod

@@ -22,6 +22,10 @@ from hookswitch.calls.leg import LegChange
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
+from hookswitch.events.models import EventRow
+from hookswitch.events.outbox import Subscriptions
+from hookswitch.events.sender import RetryPolicy, Sender
+from hookswitch.events.stream import Broadcaster
 from hookswitch.sip.gateway import SipGateway, now_us
 from hookswitch.sip.location import Binding, Location
 from hookswitch.store.db import make_engine, migrate, session_factory
@@ -53,8 +57,10 @@ class Server:
         settings = self.provisioning.server
         async with sessions.begin() as session:
             await apply_provisioning(session, self.provisioning)
+        async with sessions() as session:
+            subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
-            closed = await close_open_legs(session, now_us())
+            closed = await close_open_legs(session, now_us(), subscriptions)
             directory = await load_directory(
                 session, str(settings.default_tenant) if settings.default_tenant else None
             )
@@ -64,8 +70,21 @@ class Server:
             log.warning("legs.closed_after_crash", count=closed)
 
         loop = asyncio.get_running_loop()
-        self.recorder = Recorder(sessions)
+        self.sender = Sender(
+            sessions,
+            subscriptions,
+            RetryPolicy(settings.webhook_retry_first_interval,
+                        settings.webhook_retry_max_interval, settings.webhook_give_up_after),
+        )
+        self.broadcaster = Broadcaster(sessions)
+
+        def events_written(events: list[EventRow]) -> None:
+            self.sender.wake()
+            self.broadcaster.publish(events)
+
+        self.recorder = Recorder(sessions, subscriptions, events_written)
         self.recorder.start()
+        self.sender.start()
         self.gateway = SipGateway(
             parse_hostport(self.options.sip, 5060),
             directory,
@@ -96,10 +115,13 @@ class Server:
                                          settings.rate_limit_storage),
                 idempotency=IdempotencyStore(sessions),
                 is_ready=lambda: self.ready,
+                broadcaster=self.broadcaster,
             )
         )
         config = uvicorn.Config(app, host=http_host, port=http_port, log_level="warning",
-                                lifespan="off")
+                                lifespan="off",
+                                # open event streams must not hold the shutdown back
+                                timeout_graceful_shutdown=2)
         http = _HttpServer(config)
         for signum in (signal.SIGTERM, signal.SIGINT):
             # Both end the server the same way: HTTP stops, then live calls get BYE.
@@ -121,6 +143,7 @@ class Server:
             # Let the signals of the calls that shutdown ended reach the recorder.
             await asyncio.sleep(0)
             await self.recorder.drain()
+            await self.sender.stop()  # what it did not deliver stays in the outbox
             await engine.dispose()
             log.info("server.stopped")
 

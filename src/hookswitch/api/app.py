@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookswitch.api import problems
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
-from hookswitch.api.routes import call_control
+from hookswitch.api.routes import call_control, events
 from hookswitch.api.schemas import ClickToDialRequest, HangupRequest
 from hookswitch.calls.control import CallControl
+from hookswitch.events.stream import Broadcaster
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Services:
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     is_ready: Callable[[], bool]
+    broadcaster: Broadcaster | None = None
 
 
 def create_app(services: Services) -> FastAPI:
@@ -38,6 +40,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
     app.include_router(call_control.router)
+    app.include_router(events.router)
 
     @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up")
     async def healthz() -> JSONResponse:

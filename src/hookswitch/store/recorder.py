@@ -4,6 +4,7 @@ per batch, on the asyncio side. Nothing on the call path waits for it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookswitch.calls.leg import HangupReason, LegChange, LegState
 from hookswitch.calls.switch import LegOpened
 from hookswitch.directory.models import BindingRow
+from hookswitch.events.models import EventRow
+from hookswitch.events.outbox import Subscriptions, record_event
 from hookswitch.sip.location import Binding
 from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
 
@@ -35,8 +38,17 @@ Record = LegOpened | LegChange | BindingChange
 
 
 class Recorder:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Writes leg records and, in the same transaction, their call events (outbox)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        subscriptions: Subscriptions | None = None,
+        on_events: Callable[[list[EventRow]], None] | None = None,
+    ) -> None:
         self._sessions = sessions
+        self.subscriptions = subscriptions or Subscriptions()
+        self._on_events = on_events or (lambda events: None)
         self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -66,9 +78,14 @@ class Recorder:
 
     async def _write_batch(self, records: list[Record]) -> None:
         try:
+            events: list[EventRow] = []
             async with self._sessions.begin() as session:
                 for record in records:
-                    await self._write(session, record)
+                    event = await self._write(session, record)
+                    if event is not None:
+                        events.append(event)
+            if events:
+                self._on_events(events)
             return
         except Exception:
             if len(records) == 1:
@@ -78,7 +95,7 @@ class Recorder:
         for record in records:
             await self._write_batch([record])
 
-    async def _write(self, session: AsyncSession, record: Record) -> None:
+    async def _write(self, session: AsyncSession, record: Record) -> EventRow | None:
         match record:
             case LegOpened(leg=leg, kind=kind):
                 if await session.get(CallRow, leg.call_id) is None:
@@ -113,7 +130,10 @@ class Recorder:
                     LegChangeRow(leg_id=leg.id, sequence=1, state=first.state.value,
                                  at_us=first.at_us)
                 )
-                await session.flush()
+                row = await session.get(LegRow, leg.id)
+                assert row is not None
+                return await record_event(session, self.subscriptions, row, leg.user_id,
+                                          first.state.value, 1, first.at_us, None)
             case LegChange():
                 values: dict[str, object] = {"state": record.state.value}
                 if record.state is LegState.HANGUP:
@@ -129,17 +149,25 @@ class Recorder:
                         .where(LegRow.id == record.leg_id, LegRow.answered_at.is_(None))
                         .values(answered_at=_at(record.at_us))
                     )
+                reason = record.reason.value if record.reason else None
                 session.add(
                     LegChangeRow(
                         leg_id=record.leg_id,
                         sequence=record.sequence,
                         state=record.state.value,
-                        reason=record.reason.value if record.reason else None,
+                        reason=reason,
                         at_us=record.at_us,
                     )
                 )
+                row = await session.get(LegRow, record.leg_id)
+                if row is None:
+                    return None
+                return await record_event(session, self.subscriptions, row, row.user_id,
+                                          record.state.value, record.sequence, record.at_us,
+                                          reason)
             case BindingChange(user_id=user_id, binding=binding, contact=contact):
                 await _write_binding(session, user_id, binding, contact)
+        return None
 
 
 async def _write_binding(
@@ -164,8 +192,11 @@ async def _write_binding(
     row.user_agent = binding.user_agent
 
 
-async def close_open_legs(session: AsyncSession, now_us: int) -> int:
-    """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly once)."""
+async def close_open_legs(
+    session: AsyncSession, now_us: int, subscriptions: Subscriptions
+) -> int:
+    """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly once),
+    and their HANGUP events go to the outbox like any other."""
     open_legs = (
         await session.scalars(select(LegRow).where(LegRow.state != LegState.HANGUP.value))
     ).all()
@@ -179,15 +210,18 @@ async def close_open_legs(session: AsyncSession, now_us: int) -> int:
         leg.state = LegState.HANGUP.value
         leg.reason = HangupReason.FAILED.value
         leg.ended_at = _at(now_us)
+        sequence = (last or 0) + 1
         session.add(
             LegChangeRow(
                 leg_id=leg.id,
-                sequence=(last or 0) + 1,
+                sequence=sequence,
                 state=LegState.HANGUP.value,
                 reason=HangupReason.FAILED.value,
                 at_us=now_us,
             )
         )
+        await record_event(session, subscriptions, leg, leg.user_id, LegState.HANGUP.value,
+                           sequence, now_us, HangupReason.FAILED.value)
     return len(open_legs)
 
 

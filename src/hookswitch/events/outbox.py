@@ -1,0 +1,82 @@
+"""Writes call events to the outbox, inside the transaction that records the leg change,
+so that a crash can never lose one (at-least-once delivery starts here)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookswitch.directory.models import WebhookRow
+from hookswitch.events.models import DeliveryRow, EventRow
+from hookswitch.events.payload import LegRecord, call_event
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    webhook_id: str
+    tenant_id: str
+    extensions: frozenset[str] | None  # None: every user of the tenant
+
+
+@dataclass
+class Subscriptions:
+    """Which webhooks receive which users' events; a webhook answered 410 is dropped."""
+
+    by_tenant: dict[str, list[Subscription]] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Subscriptions:
+        rows = (await session.scalars(
+            select(WebhookRow).where(WebhookRow.disabled_at.is_(None))
+        )).all()
+        subs = cls()
+        for row in rows:
+            subs.by_tenant.setdefault(row.tenant_id, []).append(
+                Subscription(row.id, row.tenant_id,
+                             frozenset(row.extensions) if row.extensions is not None else None)
+            )
+        return subs
+
+    def for_user(self, tenant_id: str, extension: str) -> list[str]:
+        return [
+            sub.webhook_id for sub in self.by_tenant.get(tenant_id, [])
+            if sub.extensions is None or extension in sub.extensions
+        ]
+
+    def disable(self, webhook_id: str) -> None:
+        for tenant, subs in self.by_tenant.items():
+            self.by_tenant[tenant] = [s for s in subs if s.webhook_id != webhook_id]
+
+
+async def record_event(
+    session: AsyncSession,
+    subscriptions: Subscriptions,
+    leg: LegRecord,
+    user_id: str,
+    state: str,
+    sequence: int,
+    at_us: int,
+    reason: str | None,
+) -> EventRow:
+    now = datetime.now(UTC)
+    row = EventRow(
+        uid="msg_" + uuid.uuid4().hex,
+        tenant_id=str(leg.tenant_id),
+        user_id=user_id,
+        leg_id=str(leg.id),
+        sequence=sequence,
+        payload=json.dumps(call_event(leg, state, sequence, at_us, reason)),
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()  # the id orders the stream and links the deliveries
+    for webhook_id in subscriptions.for_user(str(leg.tenant_id), leg.extension):
+        session.add(DeliveryRow(event_id=row.id, webhook_id=webhook_id, leg_id=str(leg.id),
+                                status="pending", attempts=0, next_attempt_at=now,
+                                created_at=now))
+    return row
