@@ -171,5 +171,41 @@ def token_revoke(
     typer.echo("revoked")
 
 
+webhooks_app = typer.Typer(no_args_is_help=True, help="webhook deliveries (the outbox)")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("log")
+def webhooks_log(
+    status: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """List webhook deliveries: id, status, attempts, last error, url, event."""
+    from hookswitch.events.admin import delivery_log
+
+    rows = _in_session(_database(config, db), lambda s: delivery_log(s, status, limit))
+    for row in rows:
+        typer.echo(row)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="delivery ids to send again")] = None,
+    all_failed: Annotated[bool, typer.Option(help="every failed delivery")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Queue failed deliveries again; the running server sends them within a second."""
+    from hookswitch.events.admin import replay
+
+    if not ids and not all_failed:
+        typer.echo("error: give delivery ids or --all-failed", err=True)
+        raise typer.Exit(2)
+    count = _in_session(_database(config, db), lambda s: replay(s, ids or [], all_failed))
+    typer.echo(f"{count} deliveries queued again")
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -25,7 +25,8 @@ OTHER_PASSWORD = "pass-300-other"
 
 def provisioning_toml(
     *, http: str, sip: str, database: str, trunk_port: int | None, ring_timeout: float,
-    click_to_dial_timeout: float = 30, auto_answer: str = "",
+    click_to_dial_timeout: float = 30, auto_answer: str = "", webhook: str = "",
+    server_extra: str = "",
 ) -> str:
     trunk = (
         f'\n[[tenants.trunks]]\nname = "carrier"\naddress = "127.0.0.1:{trunk_port}"\n'
@@ -43,6 +44,7 @@ database = "{database}"
 default_tenant = "{TENANT}"
 ring_timeout = {ring_timeout}
 click_to_dial_timeout = {click_to_dial_timeout}
+{server_extra}
 
 [[tenants]]
 id = "{TENANT}"
@@ -70,6 +72,7 @@ name = "Bob Roe"
 sip_password = "{PASSWORDS['220']}"
 {aa("220")}
 {trunk}
+{webhook}
 [[tenants]]
 id = "{OTHER_TENANT}"
 name = "Other"
@@ -171,7 +174,8 @@ class RunningServer:
 
 def new_server(workdir: Path, database: str, *, trunk: bool = True,
                ring_timeout: float = 60.0, click_to_dial_timeout: float = 30.0,
-               auto_answer: str = "") -> RunningServer:
+               auto_answer: str = "", webhook: str = "",
+               server_extra: str = "") -> RunningServer:
     server = RunningServer(
         workdir=workdir,
         database=database,
@@ -188,6 +192,8 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
             ring_timeout=ring_timeout,
             click_to_dial_timeout=click_to_dial_timeout,
             auto_answer=auto_answer,
+            webhook=webhook,
+            server_extra=server_extra,
         )
     )
     return server

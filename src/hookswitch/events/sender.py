@@ -51,7 +51,7 @@ class _Job:
     leg_id: str
     uid: str
     payload: str
-    created_at: datetime
+    created_at: datetime  # of the delivery (a replay starts the hour again)
     attempts: int
     url: str
     secret: str | None
@@ -110,7 +110,7 @@ class Sender:
                 select(DeliveryRow, EventRow, WebhookRow)
                 .join(EventRow, EventRow.id == DeliveryRow.event_id)
                 .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
-                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.status == "pending", WebhookRow.disabled_at.is_(None))
                 .order_by(DeliveryRow.event_id)
                 .limit(1000)
             )).all()
@@ -123,7 +123,7 @@ class Sender:
             if pair in self._in_flight or _aware(delivery.next_attempt_at) > now:
                 continue
             job = _Job(delivery.id, delivery.webhook_id, delivery.leg_id, event.uid,
-                       event.payload, _aware(event.created_at), delivery.attempts,
+                       event.payload, _aware(delivery.created_at), delivery.attempts,
                        webhook.url, webhook.secret, dict(webhook.headers or {}))
             self._in_flight.add(pair)
             task = asyncio.create_task(self._deliver(job))
