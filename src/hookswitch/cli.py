@@ -17,6 +17,7 @@ from hookswitch.config import (
     ConfigError,
     Provisioning,
     ServerSection,
+    WebhookSection,
     demo_tenant,
     load_provisioning,
 )
@@ -47,11 +48,18 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
-def _provisioning(config: Path | None, demo: bool) -> Provisioning:
+def _provisioning(
+    config: Path | None, demo: bool, webhook: str | None = None, secret: str | None = None
+) -> Provisioning:
     provisioning = load_provisioning(config) if config else Provisioning()
     if demo and not any(t.id == demo_tenant().id for t in provisioning.tenants):
+        tenant = demo_tenant()
+        if webhook:
+            tenant = tenant.model_copy(
+                update={"webhooks": [WebhookSection(url=webhook, secret=secret)]}
+            )
         provisioning = provisioning.model_copy(
-            update={"tenants": [*provisioning.tenants, demo_tenant()]}
+            update={"tenants": [*provisioning.tenants, tenant]}
         )
     return provisioning
 
@@ -77,14 +85,24 @@ def serve(
     sip: Annotated[str | None, typer.Option(help="SIP UDP HOST:PORT")] = None,
     db: Annotated[str | None, typer.Option(help="database URL")] = None,
     sip_trace: Annotated[bool, typer.Option(help="log every SIP message")] = False,
+    webhook: Annotated[
+        str | None, typer.Option(help="with --demo: POST the demo users' call events here")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="with --webhook: sign them with this whsec_ secret")
+    ] = None,
 ) -> None:
     """Run the phone server (SIP and HTTP) until SIGTERM or Ctrl-C."""
     from hookswitch.server import ServeOptions
     from hookswitch.server import serve as run_server
 
     _configure_logging(sip_trace)
+    if webhook and not demo:
+        typer.echo("error: --webhook goes with --demo; use [[tenants.webhooks]] in a file",
+                   err=True)
+        raise typer.Exit(2)
     try:
-        provisioning = _provisioning(config, demo)
+        provisioning = _provisioning(config, demo, webhook, webhook_secret)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -93,8 +93,11 @@ class CallControl:
             ensure_participant(principal, {leg.user_id for leg in call.legs})
             ended = self._ended.setdefault(live.call_id, asyncio.Event())
             self._apply(self._switch.hangup(live.call_id))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), HANGUP_CONFIRM_TIMEOUT)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), HANGUP_CONFIRM_TIMEOUT)
+            finally:
+                self._ended.pop(live.call_id, None)
             return HangupDone(call_leg_id=live.id, call_id=live.call_id, state=live.state,
                               reason=live.reason.value if live.reason else None)
         stored = await self._stored_leg(LegId(leg_id))

@@ -1,0 +1,1 @@
+"""Benchmarks: hookswitch against bare sippy on loopback (``make bench``, BENCHMARKS.md)."""

@@ -1,0 +1,178 @@
+"""Call-rate search: offer calls at a fixed rate for a few seconds, count failures, step the
+rate up until a step fails, then bisect between the last clean and the first failed rate.
+
+A step is clean when sipp saw every call answered and ended with no failure (timeouts
+included) and, for hookswitch, every call event of those calls reached the webhook
+receiver within the drain window after the last BYE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procs
+from .receiver import Event, read_events
+from .sipp import LoadResult, Uac
+from .stats import percentile
+
+
+@dataclass(frozen=True)
+class Caller:
+    """How one kind of call is placed: scenario, from which port, to whom."""
+
+    scenario: str
+    port: int
+    service: str
+    auth: tuple[str, str] | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A system under test, seen from the load generator."""
+
+    name: str
+    pid: int
+    sip: tuple[str, int]
+    events_per_call: int = 0  # call events expected at the receiver per answered call
+    events_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    seconds: float  # how long each step offers calls
+    hold_ms: int = 200  # a short call: answered, held this long, BYE
+    drain_s: float = 10.0  # how long events may trail the last call of a step
+    max_steps: int = 12
+    resolution: float = 5.0  # stop bisecting when the bracket is this narrow (cps)
+
+
+@dataclass(frozen=True)
+class Step:
+    system: str
+    load: LoadResult
+    cpu_s: float
+    events: list[Event]
+    events_expected: int
+
+    @property
+    def rate(self) -> float:
+        return self.load.rate
+
+    @property
+    def events_missing(self) -> int:
+        return max(0, self.events_expected - len(self.events))
+
+    @property
+    def passed(self) -> bool:
+        return self.load.clean and self.events_missing == 0
+
+    @property
+    def cpu_ms_per_call(self) -> float | None:
+        done = self.load.counts.successful
+        return self.cpu_s * 1000 / done if done else None
+
+    def setup_ms(self, pct: float) -> float | None:
+        return percentile(self.load.setup_ms, pct)
+
+    def event_ms(self, pct: float) -> float | None:
+        return percentile([e.latency_ms for e in self.events], pct)
+
+
+def wait_idle(pid: int, timeout: float = 30.0, busy_share: float = 0.10) -> None:
+    """Wait until the process uses less than ``busy_share`` of a core over 0.5 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = procs.cpu_seconds(pid)
+        time.sleep(0.5)
+        if procs.cpu_seconds(pid) - before < busy_share * 0.5:
+            return
+
+
+def collect_events(path: Path, offset: int, expected: int, quiet_s: float,
+                   limit_s: float) -> tuple[list[Event], int]:
+    """Read events after ``offset`` until ``expected`` distinct ones arrived, nothing new
+    came for ``quiet_s`` seconds, or ``limit_s`` passed."""
+    seen: dict[str, Event] = {}
+    deadline = time.monotonic() + limit_s
+    last_new = time.monotonic()
+    while True:
+        fresh, offset = read_events(path, offset)
+        for event in fresh:
+            if event.uid not in seen:
+                seen[event.uid] = event
+                last_new = time.monotonic()
+        now = time.monotonic()
+        if len(seen) >= expected or now >= deadline or now - last_new >= quiet_s:
+            return list(seen.values()), offset
+        time.sleep(0.1)
+
+
+def run_step(workdir: Path, target: Target, caller: Caller, rate: float,
+             settings: StepSettings, label: str) -> Step:
+    calls = max(1, round(rate * settings.seconds))
+    offset = target.events_file.stat().st_size if (
+        target.events_file and target.events_file.exists()) else 0
+    cpu_before = procs.cpu_seconds(target.pid)
+    uac = Uac(workdir, label, caller.scenario, caller.port, target.sip, caller.service,
+              rate=rate, calls=calls, hold_ms=settings.hold_ms,
+              limit=max(50, int(rate * 8)), auth=caller.auth, keys=caller.keys)
+    load = uac.finish()
+    events: list[Event] = []
+    expected = 0
+    if target.events_file is not None and target.events_per_call:
+        expected = target.events_per_call * load.counts.successful
+        events, _ = collect_events(target.events_file, offset, expected,
+                                   quiet_s=min(3.0, settings.drain_s),
+                                   limit_s=settings.drain_s)
+    cpu = procs.cpu_seconds(target.pid) - cpu_before
+    return Step(target.name, load, cpu, events, expected)
+
+
+def search(step: Callable[[float], Step], start: float, settings: StepSettings,
+           report: Callable[[Step], None], min_rate: float = 1.0,
+           max_rate: float = 2000.0) -> list[Step]:
+    """Step the rate up by half until a step fails, then bisect; at most ``max_steps``."""
+    steps: list[Step] = []
+    good: float | None = None
+    bad: float | None = None
+    rate = start
+    while len(steps) < settings.max_steps:
+        result = step(rate)
+        report(result)
+        steps.append(result)
+        if result.passed:
+            good = rate
+        else:
+            bad = rate
+        if bad is None:
+            if rate >= max_rate:
+                break
+            rate = min(max_rate, _round(rate * 1.5, settings.resolution))
+        elif good is None:
+            rate = _round(rate / 2, 1.0)
+            if rate < min_rate:
+                break
+        else:
+            if bad - good <= settings.resolution:
+                break
+            rate = _round((good + bad) / 2, settings.resolution)
+            if rate <= good or rate >= bad:
+                break
+    return steps
+
+
+def best(steps: list[Step]) -> Step | None:
+    """The highest clean step below every failed rate (a clean step above a failed one is
+    luck, not a sustained rate)."""
+    failed = [s.rate for s in steps if not s.passed]
+    ceiling = min(failed) if failed else float("inf")
+    clean = [s for s in steps if s.passed and s.rate < ceiling]
+    return max(clean, key=lambda s: s.rate) if clean else None
+
+
+def _round(value: float, resolution: float) -> float:
+    return max(resolution, round(value / resolution) * resolution)

@@ -1,0 +1,94 @@
+"""py-spy around a load step, and the hot spots of its collapsed-stack output.
+
+``py-spy record --format raw`` writes one line per distinct stack:
+``thread;frame;frame;... count`` with frames like ``func (path/to/file.py:123)``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import procs
+from .procs import Proc
+
+_FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+def pyspy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
+    exe = pyspy()
+    if exe is None:
+        raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    args = [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
+            "--nonblocking", "--format", fmt, "--output", str(out)]
+    if gil:
+        args.append("--gil")
+    return procs.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
+
+
+def _short(path: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def _frames(stack: str) -> list[str]:
+    frames = []
+    for raw in stack.split(";"):
+        match = _FRAME.match(raw.strip())
+        if match:
+            frames.append(f"{_short(match['file'])}:{match['func']}")
+    return frames
+
+
+@dataclass(frozen=True)
+class HotSpots:
+    samples: int
+    self_share: list[tuple[str, float]]  # leaf frame, % of samples
+    total_share: list[tuple[str, float]]  # frame anywhere on the stack, % of samples
+    packages: list[tuple[str, float]]  # top-level package of the leaf frame, %
+
+
+def hot_spots(raw: Path, top: int = 15) -> HotSpots:
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    package: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = _frames(stack)
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+        package[frames[-1].split("/", 1)[0].split(".", 1)[0]] += count
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(k, 100 * v / samples) for k, v in counter.most_common(top)] if samples else []
+
+    return HotSpots(samples, share(own), share(total), share(package))
+
+
+def render(spots: HotSpots) -> str:
+    lines = [f"{spots.samples} samples (GIL holder, 100 Hz)", "", "self time (leaf frame):"]
+    lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.self_share]
+    lines += ["", "total time (frame anywhere on the stack):"]
+    lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.total_share]
+    lines += ["", "self time by package:"]
+    lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.packages]
+    return "\n".join(lines) + "\n"

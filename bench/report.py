@@ -1,0 +1,193 @@
+"""The results table (Markdown), the SUMMARY line, results.json and the PNG plot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .c2d import C2dResult
+from .callrate import Step, best
+from .memory import MemoryResult
+from .stats import fmt
+
+
+@dataclass
+class Results:
+    mode: str
+    command: str
+    started: str
+    machine: dict[str, str]
+    trunk: list[Step] = field(default_factory=list)
+    sippy: list[Step] = field(default_factory=list)
+    auth: list[Step] = field(default_factory=list)
+    c2d: C2dResult | None = None
+    memory: MemoryResult | None = None
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict[str, float | None]:
+        hs, sp, auth = best(self.trunk), best(self.sippy), best(self.auth)
+        call = hs.rate if hs else 0.0
+        base = sp.rate if sp else 0.0
+        return {
+            "call_cps": call,
+            "sippy_cps": base,
+            "ratio": call / base if base else None,
+            "auth_call_cps": auth.rate if auth else 0.0,
+            "c2d_p50_ms": self.c2d.pct(50) if self.c2d else None,
+            "c2d_p99_ms": self.c2d.pct(99) if self.c2d else None,
+            "event_p99_ms": hs.event_ms(99) if hs else None,
+            "rss_mb_per_1k_calls": self.memory.mb_per_1k if self.memory else None,
+        }
+
+
+_DIGITS = {"ratio": 2, "call_cps": 0, "sippy_cps": 0, "auth_call_cps": 0}
+
+
+def summary_line(results: Results) -> str:
+    values = results.summary()
+    return "SUMMARY " + " ".join(
+        f"{name}={fmt(value, _DIGITS.get(name, 1))}" for name, value in values.items()
+    )
+
+
+def _at(step: Step | None, what: str) -> str:
+    if step is None:
+        return "n/a"
+    if what == "cpu":
+        return fmt(step.cpu_ms_per_call, 2)
+    if what == "setup":
+        return f"{fmt(step.setup_ms(50), 0)} / {fmt(step.setup_ms(99), 0)}"
+    return fmt(step.event_ms(99), 1)
+
+
+def table(results: Results) -> str:
+    s = results.summary()
+    hs, sp, auth = best(results.trunk), best(results.sippy), best(results.auth)
+    c2d, mem = results.c2d, results.memory
+    rows = [
+        ("call setups/s with zero failed calls, trunk → phone (call_cps / sippy_cps)",
+         fmt(s["call_cps"], 0), fmt(s["sippy_cps"], 0)),
+        ("ratio hookswitch / bare sippy", fmt(s["ratio"], 2), ""),
+        ("CPU ms per call at that rate (server process, all threads)",
+         _at(hs, "cpu"), _at(sp, "cpu")),
+        ("call setup p50 / p99 ms at that rate (INVITE → 200, sipp)",
+         _at(hs, "setup"), _at(sp, "setup")),
+        ("digest-authenticated ext → ext call setups/s (auth_call_cps)",
+         fmt(s["auth_call_cps"], 0), "—"),
+        ("  its CPU ms per call; setup p50 / p99 ms (401 round trip included)",
+         f"{_at(auth, 'cpu')}; {_at(auth, 'setup')}", "—"),
+        (f"click-to-dial request → INVITE at the phone, p50 / p99 ms "
+         f"({c2d.requests if c2d else 0} requests at {fmt(c2d.rate if c2d else None, 1)}/s)",
+         f"{fmt(s['c2d_p50_ms'])} / {fmt(s['c2d_p99_ms'])}", "—"),
+        ("call event latency p99 ms at call_cps (SIP message in → webhook receiver)",
+         fmt(s["event_p99_ms"]), "—"),
+        (f"RSS growth MB per 1,000 held calls ({mem.held if mem else 0} held, "
+         f"{fmt(mem.rss_before_mb if mem else None)} → {fmt(mem.rss_after_mb if mem else None)}"
+         " MB)", fmt(s["rss_mb_per_1k_calls"]), "—"),
+    ]
+    out = ["| metric | hookswitch | bare sippy b2bua_simple |", "|---|---:|---:|"]
+    out += [f"| {name} | {a} | {b} |" for name, a, b in rows]
+    out += ["", "Every step of the searches (a step offers calls at a fixed rate; clean = no "
+            "failed call and, for hookswitch, every call event delivered):", ""]
+    out += ["| system | rate cps | calls | failed | retrans | setup p50 / p99 ms "
+            "| CPU ms/call | events got / expected | event p50 / p99 ms | clean |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    for step in [*results.trunk, *results.auth, *results.sippy]:
+        load = step.load
+        events = (f"{len(step.events)} / {step.events_expected}"
+                  if step.events_expected else "—")
+        lat = (f"{fmt(step.event_ms(50))} / {fmt(step.event_ms(99))}"
+               if step.events else "—")
+        out.append(
+            f"| {step.system} | {fmt(step.rate, 0)} | {load.calls} | {load.failed} "
+            f"| {load.counts.retransmissions} | {_at(step, 'setup')} | {_at(step, 'cpu')} "
+            f"| {events} | {lat} | {'yes' if step.passed else 'no'} |"
+        )
+    if c2d is not None and (c2d.lost or c2d.accepted != c2d.requests):
+        out += ["", f"click-to-dial: {c2d.accepted} of {c2d.requests} requests accepted, "
+                f"{c2d.lost} INVITEs not seen"]
+    if mem is not None and mem.failed:
+        out += ["", f"memory run: {mem.failed} calls failed while filling"]
+    out += [f"\n{note}" for note in results.notes]
+    return "\n".join(out) + "\n"
+
+
+def to_json(results: Results) -> dict[str, Any]:
+    def step(s: Step) -> dict[str, Any]:
+        return {
+            "system": s.system, "rate": s.rate, "calls": s.load.calls,
+            "successful": s.load.counts.successful, "failed": s.load.failed,
+            "retransmissions": s.load.counts.retransmissions, "exit_code": s.load.exit_code,
+            "seconds": round(s.load.seconds, 2), "cpu_s": round(s.cpu_s, 3),
+            "setup_p50_ms": s.setup_ms(50), "setup_p99_ms": s.setup_ms(99),
+            "events": len(s.events), "events_expected": s.events_expected,
+            "event_p50_ms": s.event_ms(50), "event_p99_ms": s.event_ms(99),
+            "passed": s.passed,
+        }
+
+    return {
+        "mode": results.mode, "command": results.command, "started": results.started,
+        "machine": results.machine, "wall_s": round(results.wall_s, 1),
+        "summary": results.summary(),
+        "steps": [step(s) for s in [*results.trunk, *results.auth, *results.sippy]],
+        "c2d": None if results.c2d is None else {
+            "requests": results.c2d.requests, "accepted": results.c2d.accepted,
+            "rate": results.c2d.rate, "p50_ms": results.c2d.pct(50),
+            "p99_ms": results.c2d.pct(99), "max_ms": results.c2d.pct(100),
+        },
+        "memory": None if results.memory is None else vars(results.memory),
+        "notes": results.notes,
+    }
+
+
+def plot(results: Results, path: Path) -> bool:
+    """Rate against failed calls and setup latency, both systems; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (failed_ax, setup_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = [("hookswitch trunk → phone", results.trunk, "tab:blue"),
+              ("hookswitch ext → ext (digest)", results.auth, "tab:green"),
+              ("bare sippy b2bua_simple", results.sippy, "tab:orange")]
+    for label, steps, color in series:
+        if not steps:
+            continue
+        ordered = sorted(steps, key=lambda s: s.rate)
+        rates = [s.rate for s in ordered]
+        failed_ax.plot(rates, [s.load.failed for s in ordered], "o-", color=color, label=label)
+        setup_ax.plot(rates, [s.setup_ms(50) or 0 for s in ordered], "o-", color=color,
+                      label=f"{label} p50")
+        setup_ax.plot(rates, [s.setup_ms(99) or 0 for s in ordered], "s--", color=color,
+                      label=f"{label} p99")
+    failed_ax.set(xlabel="offered call rate (calls/s)", ylabel="failed calls per step",
+                  title="failed calls")
+    setup_ax.set(xlabel="offered call rate (calls/s)", ylabel="INVITE → 200 (ms)",
+                 title="call setup latency", yscale="symlog")
+    for ax in (failed_ax, setup_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"hookswitch vs bare sippy ({results.mode}, {results.started})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(results: Results, directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = table(results)
+    head = (f"# hookswitch benchmark ({results.mode})\n\n{results.started}, "
+            f"{results.wall_s:.0f} s\n\nCommand: `{results.command}`\n\nMachine: "
+            + "; ".join(f"{k}: {v}" for k, v in results.machine.items()) + "\n\n")
+    (directory / "table.md").write_text(head + text + "\n" + summary_line(results) + "\n")
+    (directory / "results.json").write_text(json.dumps(to_json(results), indent=2) + "\n")
+    if not plot(results, directory / "plot.png"):
+        results.notes.append("plot.png not written: matplotlib is not installed")
+    return text

@@ -1,0 +1,202 @@
+"""The systems under test: ``hookswitch serve`` and bare sippy's ``b2bua_simple``, plus the
+webhook receiver process. Each is started on fresh loopback ports and stopped by the run."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from . import procs
+from .procs import HOST, Proc
+
+TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
+CALLEE = "200"  # the phone every benchmark call rings
+CALLEE_NUMBER = "+3228990200"  # its DID: a trunk call to it rings 200
+CALLER = "210"  # the extension that calls 200 with digest auth, and clicks to dial
+PASSWORDS = {CALLEE: "bench-200-pass", CALLER: "bench-210-pass"}
+TOKENS = {CALLEE: "bench-token-200", CALLER: "bench-token-210"}
+
+
+def provisioning(*, http: int, sip: int, database: str, trunk_port: int, webhook: str) -> str:
+    return f"""
+[server]
+http = "{HOST}:{http}"
+sip = "{HOST}:{sip}"
+database = "{database}"
+default_tenant = "{TENANT}"
+ring_timeout = 30
+click_to_dial_timeout = 30
+rate_limit = 100000
+rate_limit_burst = 100000
+
+[[tenants]]
+id = "{TENANT}"
+name = "Bench"
+
+[[tenants.users]]
+extension = "{CALLEE}"
+name = "John Doe"
+sip_password = "{PASSWORDS[CALLEE]}"
+api_token = "{TOKENS[CALLEE]}"
+numbers = ["{CALLEE_NUMBER}"]
+
+[[tenants.users]]
+extension = "{CALLER}"
+name = "Jane Doe"
+sip_password = "{PASSWORDS[CALLER]}"
+api_token = "{TOKENS[CALLER]}"
+
+[[tenants.trunks]]
+name = "carrier"
+address = "{HOST}:{trunk_port}"
+
+[[tenants.webhooks]]
+url = "{webhook}"
+"""
+
+
+@dataclass
+class Hookswitch:
+    """``hookswitch serve`` with leg state, SQLite and a webhook to the bench receiver."""
+
+    workdir: Path
+    trunk_port: int
+    webhook: str
+    proc: Proc | None = None
+
+    def __post_init__(self) -> None:
+        self.sip_port = procs.free_port()
+        self.http_port = procs.free_port(socket.SOCK_STREAM)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        database = f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}"
+        self.config = self.workdir / "hookswitch.toml"
+        self.config.write_text(provisioning(http=self.http_port, sip=self.sip_port,
+                                            database=database, trunk_port=self.trunk_port,
+                                            webhook=self.webhook))
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return (HOST, self.sip_port)
+
+    @property
+    def http(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        self.proc = procs.start(
+            "hookswitch", [sys.executable, "-m", "hookswitch", "serve", "--config",
+                           str(self.config)],
+            self.workdir / "server.log", cwd=self.workdir, env={"PYTHONUNBUFFERED": "1"},
+        )
+        procs.wait_until(self._healthy, 60, 0.1, f"hookswitch not healthy, see {self.proc.log}")
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"hookswitch exited ({self.proc.poll()}), see {self.proc.log}")
+        try:
+            return httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> int:
+        return self.proc.stop(grace=30) if self.proc is not None else 0
+
+
+@dataclass
+class BareSippy:
+    """sippy's own ``b2bua_simple``: every INVITE is bridged to one fixed next hop."""
+
+    workdir: Path
+    next_hop: tuple[str, int]
+    proc: Proc | None = None
+
+    def __post_init__(self) -> None:
+        self.sip_port = procs.free_port()
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return (HOST, self.sip_port)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        self.proc = procs.start(
+            "b2bua_simple",
+            [sys.executable, "-m", "sippy.b2bua_simple", "-f", "-l", HOST,
+             "-p", str(self.sip_port), "-n", f"{self.next_hop[0]}:{self.next_hop[1]}"],
+            self.workdir / "b2bua_simple.log", cwd=self.workdir, env={"SIPLOG_BEND": "none"},
+        )
+        procs.wait_until(lambda: answers_sip(self.sip), 30, 0.2,
+                         f"b2bua_simple does not answer, see {self.proc.log}")
+
+    def stop(self) -> int:
+        return self.proc.stop(grace=10) if self.proc is not None else 0
+
+
+def answers_sip(address: tuple[str, int]) -> bool:
+    """True once something on ``address`` answers an OPTIONS (any status)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.settimeout(0.5)
+        port = sock.getsockname()[1]
+        tag = uuid.uuid4().hex[:8]
+        message = (
+            f"OPTIONS sip:{address[0]}:{address[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK{tag};rport\r\n"
+            f"From: <sip:bench@{HOST}:{port}>;tag={tag}\r\n"
+            f"To: <sip:{address[0]}:{address[1]}>\r\n"
+            f"Call-ID: {tag}@bench\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.sendto(message.encode(), address)
+        try:
+            return sock.recv(65535).startswith(b"SIP/2.0 ")
+        except OSError:
+            return False
+
+
+@dataclass
+class Receiver:
+    """The webhook receiver (``bench.receiver``) in its own process."""
+
+    workdir: Path
+    proc: Proc | None = None
+
+    def __post_init__(self) -> None:
+        self.port = procs.free_port(socket.SOCK_STREAM)
+        self.events = self.workdir / "events.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/events"
+
+    def start(self) -> None:
+        self.proc = procs.start(
+            "receiver", [sys.executable, "-m", "bench.receiver", "--port", str(self.port),
+                         "--out", str(self.events)],
+            self.workdir / "receiver.log", cwd=Path(__file__).resolve().parent.parent,
+        )
+        procs.wait_until(self._up, 20, 0.1, "webhook receiver did not start")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.post(self.url, content=b"{}", timeout=1).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> int:
+        return self.proc.stop(grace=5) if self.proc is not None else 0
