@@ -16,6 +16,10 @@ from pathlib import Path
 from . import procs
 from .procs import Proc
 
+# Frames on nearly every stack (thread start, the CLI, the event loop): left out of totals.
+_GENERIC = ("threading.py:", "<frozen runpy>", "typer/", "asyncio/runners.py",
+            "asyncio/base_events.py", "asyncio/events.py:Handle._run", "click/")
+_ENTRY = ("hookswitch/__main__.py", "hookswitch/cli.py", "hookswitch/server.py:serve")
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -56,6 +60,7 @@ class HotSpots:
     samples: int
     self_share: list[tuple[str, float]]  # leaf frame, % of samples
     total_share: list[tuple[str, float]]  # frame anywhere on the stack, % of samples
+    own_code: list[tuple[str, float]]  # hookswitch frames anywhere on the stack, %
     packages: list[tuple[str, float]]  # top-level package of the leaf frame, %
 
 
@@ -63,6 +68,7 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     package: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -75,20 +81,25 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
-            total[frame] += count
+            if not frame.startswith(_GENERIC):
+                total[frame] += count
+            if frame.startswith("hookswitch/") and not frame.startswith(_ENTRY):
+                ours[frame] += count
         package[frames[-1].split("/", 1)[0].split(".", 1)[0]] += count
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(k, 100 * v / samples) for k, v in counter.most_common(top)] if samples else []
 
-    return HotSpots(samples, share(own), share(total), share(package))
+    return HotSpots(samples, share(own), share(total), share(ours), share(package))
 
 
 def render(spots: HotSpots) -> str:
     lines = [f"{spots.samples} samples (GIL holder, 100 Hz)", "", "self time (leaf frame):"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.self_share]
-    lines += ["", "total time (frame anywhere on the stack):"]
+    lines += ["", "total time (frame anywhere on the stack; thread, CLI and loop frames left out):"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.total_share]
+    lines += ["", "hookswitch code (frame anywhere on the stack):"]
+    lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.own_code]
     lines += ["", "self time by package:"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.packages]
     return "\n".join(lines) + "\n"

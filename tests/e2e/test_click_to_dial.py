@@ -205,5 +205,6 @@ def test_idempotent_retry_rings_nobody_twice(
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     jane.incoming_call()
+    server.wait_states("210", ["RINGING"])
     assert len(server.legs()) == 1
     assert len(jane.received("INVITE")) == 1

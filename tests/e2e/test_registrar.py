@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.phones import free_udp_port, sipp_register
+from tests.phones import free_udp_port, sipp_register, wait_until
 from tests.support.server import OTHER_PASSWORD, PASSWORDS, TENANT, RunningServer
 from tests.support.server import user_id_for as _uid
 
@@ -15,10 +15,23 @@ def bindings(server: RunningServer, extension: str, tenant: str = TENANT) -> lis
     )
 
 
+def wait_bindings(server: RunningServer, extension: str, count: int) -> list[dict]:
+    """Bindings are written just after the 200 OK leaves: wait for the database to agree."""
+    seen: list[dict] = []
+
+    def settled() -> bool:
+        nonlocal seen
+        seen = bindings(server, extension)
+        return len(seen) == count
+
+    wait_until(settled, 10, message=f"{extension}: expected {count} bindings, saw {seen}")
+    return seen
+
+
 def test_right_password_registers_and_is_stored(server: RunningServer, tmp_path: Path) -> None:
     port = free_udp_port()
     assert sipp_register(server.sip, "200", PASSWORDS["200"], port, workdir=tmp_path) == 0
-    [binding] = bindings(server, "200")
+    [binding] = wait_bindings(server, "200", 1)
     assert binding["source_port"] == port
 
 
@@ -47,10 +60,10 @@ def test_a_user_cannot_register_as_a_user_of_another_tenant(
 def test_unregister_removes_the_binding(server: RunningServer, tmp_path: Path) -> None:
     port = free_udp_port()
     assert sipp_register(server.sip, "210", PASSWORDS["210"], port, workdir=tmp_path) == 0
-    assert len(bindings(server, "210")) == 1
+    wait_bindings(server, "210", 1)
     assert sipp_register(server.sip, "210", PASSWORDS["210"], port, workdir=tmp_path,
                          expires=0) == 0
-    assert bindings(server, "210") == []
+    wait_bindings(server, "210", 0)
 
 
 def test_baresip_registers_and_bindings_survive_a_restart(
@@ -58,7 +71,7 @@ def test_baresip_registers_and_bindings_survive_a_restart(
 ) -> None:  # type: ignore[no-untyped-def]
     phone = make_baresip("210", PASSWORDS["210"], server.sip)
     phone.wait_registered()
-    assert len(bindings(server, "210")) == 1
+    wait_bindings(server, "210", 1)
     assert server.stop() == 0
     server.start()
     assert len(bindings(server, "210")) == 1
