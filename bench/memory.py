@@ -5,6 +5,7 @@ of them is established."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,15 @@ class MemoryResult:
         return (self.rss_after_mb - self.rss_before_mb) / (self.held / 1000)
 
 
-def run(workdir: Path, webhook: str, *, calls: int, fill_rate: float) -> MemoryResult:
+def run(workdir: Path, webhook: str | None, *, calls: int, fill_rate: float,
+        say: Callable[[str], None] = print) -> MemoryResult:
+    began = time.monotonic()
+
+    def step(text: str) -> None:
+        say(f"  [{time.monotonic() - began:5.1f} s] {text}")
+
     trunk_port = procs.free_port()
-    server = Hookswitch(workdir / "server", trunk_port, webhook)
+    server = Hookswitch(workdir / "server", trunk_port, webhook, stop_grace=120)
     server.start()
     uas_port = procs.free_port()
     uas = None
@@ -50,6 +57,7 @@ def run(workdir: Path, webhook: str, *, calls: int, fill_rate: float) -> MemoryR
             raise RuntimeError(f"memory warm-up failed: {warm}")
         wait_idle(server.pid)
         before = procs.rss_mb(server.pid)
+        step(f"warmed up, RSS {before:.1f} MB; setting up {calls} calls")
         hold_ms = int((fill_s + 30) * 1000)
         uac = sipp.Uac(workdir, "memory-hold", "uac_trunk_call.xml", trunk_port, server.sip,
                        CALLEE_NUMBER, rate=fill_rate, calls=calls, hold_ms=hold_ms,
@@ -59,14 +67,19 @@ def run(workdir: Path, webhook: str, *, calls: int, fill_rate: float) -> MemoryR
             if uac.proc.poll() is not None:
                 break
             time.sleep(0.25)
+        step(f"{uac.established()} calls established")
         wait_idle(server.pid, timeout=20)  # the leg records of the last calls are written
         held = uac.established()
         after = procs.rss_mb(server.pid)
         failed = sipp.read_counts(uac.stat_file).failed
+        step(f"RSS {after:.1f} MB with {held} calls up; stopping")
         return MemoryResult(calls, held, before, after, fill_rate, failed)
     finally:
         if uac is not None:
             uac.abort()
-        server.stop()
+        step("caller stopped")
+        code = server.stop()
+        step(f"server stopped ({code})")
         if uas is not None:
             uas.stop()
+        step("stopped")

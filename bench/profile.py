@@ -61,7 +61,33 @@ class HotSpots:
     self_share: list[tuple[str, float]]  # leaf frame, % of samples
     total_share: list[tuple[str, float]]  # frame anywhere on the stack, % of samples
     own_code: list[tuple[str, float]]  # hookswitch frames anywhere on the stack, %
+    activities: list[tuple[str, float]]  # what the sample was doing (ACTIVITIES), %
     packages: list[tuple[str, float]]  # top-level package of the leaf frame, %
+
+
+# What a sample was doing: the first rule with a frame containing its text wins.
+ACTIVITIES = (
+    ("webhook sender (events/sender.py)", "hookswitch/events/sender.py"),
+    ("leg recorder + outbox (store/recorder.py)", "hookswitch/store/recorder.py"),
+    ("event stream (events/stream.py)", "hookswitch/events/stream.py"),
+    ("HTTP API (uvicorn, FastAPI)", "uvicorn/"),
+    ("HTTP API (uvicorn, FastAPI)", "starlette/"),
+    ("call switch (calls/, server.py)", "hookswitch/calls/"),
+    ("call switch (calls/, server.py)", "hookswitch/server.py:Server.on_signal"),
+    ("SIP thread (sippy + sip/)", "sippy/Core/EventDispatcher.py"),
+    ("sippy UDP reader/writer threads", "sippy/Udp_server.py"),
+    ("aiosqlite worker thread", "aiosqlite/core.py:_connection_worker_thread"),
+    ("SQLAlchemy, caller not on the stack", "sqlalchemy/"),
+    ("asyncio loop (select, wake-ups)", "asyncio/"),
+    ("asyncio loop (select, wake-ups)", "selectors.py"),
+)
+
+
+def activity(frames: list[str]) -> str:
+    for label, text in ACTIVITIES:
+        if any(text in frame for frame in frames):
+            return label
+    return "other"
 
 
 def hot_spots(raw: Path, top: int = 15) -> HotSpots:
@@ -69,6 +95,7 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
     total: Counter[str] = Counter()
     package: Counter[str] = Counter()
     ours: Counter[str] = Counter()
+    doing: Counter[str] = Counter()
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -81,16 +108,18 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
-            if not frame.startswith(_GENERIC):
+            if not frame.startswith(_GENERIC + _ENTRY):
                 total[frame] += count
             if frame.startswith("hookswitch/") and not frame.startswith(_ENTRY):
                 ours[frame] += count
         package[frames[-1].split("/", 1)[0].split(".", 1)[0]] += count
+        doing[activity(frames)] += count
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(k, 100 * v / samples) for k, v in counter.most_common(top)] if samples else []
 
-    return HotSpots(samples, share(own), share(total), share(ours), share(package))
+    return HotSpots(samples, share(own), share(total), share(ours), share(doing),
+                    share(package))
 
 
 def render(spots: HotSpots) -> str:
@@ -100,6 +129,8 @@ def render(spots: HotSpots) -> str:
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.total_share]
     lines += ["", "hookswitch code (frame anywhere on the stack):"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.own_code]
+    lines += ["", "by activity:"]
+    lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.activities]
     lines += ["", "self time by package:"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.packages]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ import httpx
 from . import procs
 from .procs import HOST, Proc
 
+ROOT = Path(__file__).resolve().parent.parent  # bench.* modules run from here
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
 CALLEE = "200"  # the phone every benchmark call rings
 CALLEE_NUMBER = "+3228990200"  # its DID: a trunk call to it rings 200
@@ -22,7 +23,9 @@ PASSWORDS = {CALLEE: "bench-200-pass", CALLER: "bench-210-pass"}
 TOKENS = {CALLEE: "bench-token-200", CALLER: "bench-token-210"}
 
 
-def provisioning(*, http: int, sip: int, database: str, trunk_port: int, webhook: str) -> str:
+def provisioning(*, http: int, sip: int, database: str, trunk_port: int,
+                 webhook: str | None) -> str:
+    hook = f'\n[[tenants.webhooks]]\nurl = "{webhook}"\n' if webhook else ""
     return f"""
 [server]
 http = "{HOST}:{http}"
@@ -54,20 +57,18 @@ api_token = "{TOKENS[CALLER]}"
 [[tenants.trunks]]
 name = "carrier"
 address = "{HOST}:{trunk_port}"
-
-[[tenants.webhooks]]
-url = "{webhook}"
-"""
+{hook}"""
 
 
 @dataclass
 class Hookswitch:
-    """``hookswitch serve`` with leg state, SQLite and a webhook to the bench receiver."""
+    """``hookswitch serve`` with leg state, SQLite and (unless None) a webhook."""
 
     workdir: Path
     trunk_port: int
-    webhook: str
+    webhook: str | None
     proc: Proc | None = None
+    stop_grace: float = 30.0  # seconds SIGTERM gets before SIGKILL
 
     def __post_init__(self) -> None:
         self.sip_port = procs.free_port()
@@ -110,7 +111,7 @@ class Hookswitch:
             return False
 
     def stop(self) -> int:
-        return self.proc.stop(grace=30) if self.proc is not None else 0
+        return self.proc.stop(grace=self.stop_grace) if self.proc is not None else 0
 
 
 @dataclass
@@ -136,9 +137,9 @@ class BareSippy:
     def start(self) -> None:
         self.proc = procs.start(
             "b2bua_simple",
-            [sys.executable, "-m", "sippy.b2bua_simple", "-f", "-l", HOST,
+            [sys.executable, "-m", "bench.bare_sippy", "-f", "-l", HOST,
              "-p", str(self.sip_port), "-n", f"{self.next_hop[0]}:{self.next_hop[1]}"],
-            self.workdir / "b2bua_simple.log", cwd=self.workdir, env={"SIPLOG_BEND": "none"},
+            self.workdir / "b2bua_simple.log", cwd=ROOT, env={"SIPLOG_BEND": "none"},
         )
         procs.wait_until(lambda: answers_sip(self.sip), 30, 0.2,
                          f"b2bua_simple does not answer, see {self.proc.log}")
@@ -188,7 +189,7 @@ class Receiver:
         self.proc = procs.start(
             "receiver", [sys.executable, "-m", "bench.receiver", "--port", str(self.port),
                          "--out", str(self.events)],
-            self.workdir / "receiver.log", cwd=Path(__file__).resolve().parent.parent,
+            self.workdir / "receiver.log", cwd=ROOT,
         )
         procs.wait_until(self._up, 20, 0.1, "webhook receiver did not start")
 

@@ -35,6 +35,7 @@ def _root() -> None:
 def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook POST is noise
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

@@ -71,6 +71,9 @@ class Sender:
         self.policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
         self._in_flight: set[tuple[str, str]] = set()
+        # Deliveries settled while a dispatch query was running: that query may still see
+        # them as pending, so this round leaves their leg alone (the next round sees them).
+        self._settled_meanwhile: set[int] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -105,6 +108,7 @@ class Sender:
 
     async def _dispatch_due(self) -> None:
         now = datetime.now(UTC)
+        self._settled_meanwhile = set()
         async with self._sessions() as session:
             rows = (await session.execute(
                 select(DeliveryRow, EventRow, WebhookRow)
@@ -120,7 +124,11 @@ class Sender:
             if pair in heads:
                 continue  # a later event of a leg waits for the earlier one
             heads.add(pair)
-            if pair in self._in_flight or _aware(delivery.next_attempt_at) > now:
+            if (
+                pair in self._in_flight
+                or delivery.id in self._settled_meanwhile
+                or _aware(delivery.next_attempt_at) > now
+            ):
                 continue
             job = _Job(delivery.id, delivery.webhook_id, delivery.leg_id, event.uid,
                        event.payload, _aware(delivery.created_at), delivery.attempts,
@@ -184,6 +192,7 @@ class Sender:
             await session.execute(
                 update(DeliveryRow).where(DeliveryRow.id == job.delivery_id).values(**values)
             )
+        self._settled_meanwhile.add(job.delivery_id)
         if values.get("status") == "failed":
             log.warning("webhooks.delivery_failed", delivery=job.delivery_id, url=job.url,
                         error=values["last_error"])

@@ -6,7 +6,6 @@ server binds to ``loop.call_soon_threadsafe``). No exception escapes the SIP thr
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from hookswitch.calls.commands import (
 )
 from hookswitch.calls.ids import CallId, UserId, new_call_id
 from hookswitch.calls.leg import HangupReason
+from hookswitch.clock import now_us
 from hookswitch.directory.snapshot import Directory
 from hookswitch.sip import compat
 from hookswitch.sip.auth import (
@@ -48,16 +48,13 @@ from hookswitch.sip.auth import (
 from hookswitch.sip.bridge import Bridge
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
+from hookswitch.sip.thread import SipThread
 
 log = structlog.get_logger("hookswitch.sip")
 
 # An SDP is a few hundred bytes (a few KB with video); sippy reads at most 8 KB per
 # datagram, so a larger message arrives truncated and is dropped as unparsable.
 MAX_BODY = 6 * 1024
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class _SipLog:
@@ -93,7 +90,7 @@ class SipGateway:
         self.tarpit = Tarpit()
         self.bridges: dict[CallId, Bridge] = {}
         self._trace = trace
-        self._thread: threading.Thread | None = None
+        self._thread: SipThread | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._startup_error: BaseException | None = None
@@ -101,9 +98,9 @@ class SipGateway:
 
     # --- lifecycle (called from the asyncio side) --------------------------------------
 
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
-        self._thread.start()
+    def start(self, sip_thread: SipThread, timeout: float = 10.0) -> None:
+        self._thread = sip_thread
+        sip_thread.run(self._run)
         if not self._ready.wait(timeout):
             raise RuntimeError("the SIP thread did not start")
         if self._startup_error is not None:
