@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookswitch.store.db import as_utc
 from hookswitch.store.legs import IdempotencyRow
 
 KEEP = timedelta(hours=24)
@@ -35,7 +36,7 @@ class IdempotencyStore:
             try:
                 async with self._sessions() as session:
                     row = await session.get(IdempotencyRow, (user_id, key))
-                    if row is not None and _aware(row.created_at) > datetime.now(UTC) - KEEP:
+                    if row is not None and as_utc(row.created_at) > datetime.now(UTC) - KEEP:
                         return row.status, json.loads(row.body), True
                 status, body = await produce()
                 if status < 500:
@@ -54,7 +55,3 @@ class IdempotencyStore:
             finally:
                 if not lock.locked() or len(self._locks) > 10_000:
                     self._locks.pop((user_id, key), None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

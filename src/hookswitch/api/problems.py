@@ -71,6 +71,14 @@ STATUS_BY_ERROR: dict[type[CallControlError], int] = {
 }
 
 
+def problem_body(
+    status: int, code: str, title: str, detail: str, errors: list[FieldProblem] | None = None
+) -> dict[str, Any]:
+    problem = Problem(type=TYPE_BASE + code, title=title, status=status, detail=detail,
+                      code=code, errors=errors)
+    return problem.model_dump(exclude_none=True)
+
+
 def problem_response(
     status: int,
     code: str,
@@ -79,12 +87,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     errors: list[FieldProblem] | None = None,
 ) -> JSONResponse:
-    body = Problem(
-        type=TYPE_BASE + code, title=title, status=status, detail=detail, code=code,
-        errors=errors,
-    )
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, headers=headers,
+        problem_body(status, code, title, detail, errors), status_code=status, headers=headers,
         media_type=PROBLEM_JSON,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hookswitch.calls.ids import CallId, TenantId, UserId
+from hookswitch.calls.ids import CallId, TenantId
 from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegSignal
 
 
@@ -27,9 +27,6 @@ class Call:
     @property
     def ended(self) -> bool:
         return all(leg.ended for leg in self.legs)
-
-    def has_party(self, user_id: UserId) -> bool:
-        return any(leg.user_id == user_id for leg in self.legs)
 
     def signal_all(
         self, signal: LegSignal, at_us: int, reason: HangupReason | None = None

@@ -152,10 +152,6 @@ class Switch:
             return []
         return [Hangup(call_id=call_id)]
 
-    def hangup_all(self) -> list[Effect]:
-        """Shut-down: ask SIP to end every live call (their legs end as SIP reports)."""
-        return [Hangup(call_id=call_id) for call_id in self.calls]
-
     # --- internals -------------------------------------------------------------------------
 
     def _forget(self, call_id: CallId) -> None:

@@ -13,6 +13,7 @@ from hookswitch.calls.ids import TenantId, UserId
 from hookswitch.calls.policy import Principal
 from hookswitch.directory.credentials import new_token, same_digest, token_digest
 from hookswitch.directory.models import ApiTokenRow, UserRow
+from hookswitch.store.db import as_utc
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -45,12 +46,8 @@ async def principal_for(session: AsyncSession, token: str) -> Principal | None:
     # The lookup is by digest; compare once more in constant time (defence in depth).
     if not same_digest(stored.token_sha256, digest) or stored.revoked_at is not None:
         return None
-    if stored.expires_at is not None:
-        expires = stored.expires_at
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        if expires <= datetime.now(UTC):
-            return None
+    if stored.expires_at is not None and as_utc(stored.expires_at) <= datetime.now(UTC):
+        return None
     return Principal(
         user_id=UserId(user.id), tenant_id=TenantId(user.tenant_id), extension=user.extension
     )

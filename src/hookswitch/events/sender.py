@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 from hookswitch.directory.models import WebhookRow
 from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.outbox import Subscriptions
+from hookswitch.store.db import as_utc
 
 log = structlog.get_logger("hookswitch.events")
 
@@ -127,11 +128,11 @@ class Sender:
             if (
                 pair in self._in_flight
                 or delivery.id in self._settled_meanwhile
-                or _aware(delivery.next_attempt_at) > now
+                or as_utc(delivery.next_attempt_at) > now
             ):
                 continue
             job = _Job(delivery.id, delivery.webhook_id, delivery.leg_id, event.uid,
-                       event.payload, _aware(delivery.created_at), delivery.attempts,
+                       event.payload, as_utc(delivery.created_at), delivery.attempts,
                        webhook.url, webhook.secret, dict(webhook.headers or {}))
             self._in_flight.add(pair)
             task = asyncio.create_task(self._deliver(job))
@@ -209,7 +210,3 @@ class Sender:
                 .values(status="failed", last_error="410 Gone: webhook disabled")
             )
         log.warning("webhooks.disabled", webhook=webhook_id)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -40,18 +40,6 @@ def failure_status(event: Any) -> int:
     return 500
 
 
-def sdp_is_hold(body: Any) -> bool:
-    """True when every audio stream of an SDP body is on hold (sendonly, inactive, 0.0.0.0)."""
-    if body is None:
-        return False
-    try:
-        body.parse()
-        sections = body.content.sections
-    except Exception:
-        return False
-    return bool(sections) and all(section.isOnHold() for section in sections)
-
-
 def event_body(event: Any) -> Any:
     """The SDP body of a ring/connect/update event, if any (sippy: data = (code, reason, body))."""
     data = event.getData()

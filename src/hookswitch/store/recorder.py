@@ -18,6 +18,7 @@ from hookswitch.directory.models import BindingRow
 from hookswitch.events.models import EventRow
 from hookswitch.events.outbox import Subscriptions, record_event
 from hookswitch.sip.location import Binding
+from hookswitch.store.db import as_utc
 from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
 
 log = structlog.get_logger("hookswitch.store")
@@ -230,7 +231,7 @@ async def load_bindings(session: AsyncSession) -> list[Binding]:
     rows = (await session.scalars(select(BindingRow))).all()
     bindings = []
     for row in rows:
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        expires = as_utc(row.expires_at)
         if expires > now:
             bindings.append(
                 Binding(

@@ -13,11 +13,11 @@ from hookswitch.api.body import BodyError, normalise_body
 from hookswitch.api.idempotency import MAX_KEY_LENGTH
 from hookswitch.api.problems import (
     PROBLEM_JSON,
-    TYPE_BASE,
     ApiProblem,
     Problem,
     field_problems,
     from_domain,
+    problem_body,
 )
 from hookswitch.api.ratelimit import Verdict
 from hookswitch.api.schemas import (
@@ -131,7 +131,8 @@ async def _click_to_dial(services: Any, principal: Principal,
     except CallControlError as error:
         # Answered (not raised) so that an idempotent retry replays the same refusal.
         problem = from_domain(error)
-        return problem.status, _problem_body(problem)
+        return problem.status, problem_body(problem.status, problem.code, problem.title,
+                                            problem.detail, problem.errors)
     answer = ClickToDialAccepted(call_leg_id=started.call_leg_id, call_id=started.call_id,
                                  state=started.state.value)
     return 202, answer.model_dump()
@@ -146,10 +147,4 @@ async def _hangup(services: Any, principal: Principal,
     answer = HangupResult(call_leg_id=done.call_leg_id, call_id=done.call_id,
                           state=done.state.value, reason=done.reason)
     return 200, answer.model_dump()
-
-
-def _problem_body(problem: ApiProblem) -> dict[str, Any]:
-    body = Problem(type=TYPE_BASE + problem.code, title=problem.title, status=problem.status,
-                   detail=problem.detail, code=problem.code, errors=problem.errors)
-    return body.model_dump(exclude_none=True)
 
