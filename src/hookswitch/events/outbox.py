@@ -53,30 +53,22 @@ class Subscriptions:
             self.by_tenant[tenant] = [s for s in subs if s.webhook_id != webhook_id]
 
 
-async def record_event(
-    session: AsyncSession,
-    subscriptions: Subscriptions,
-    leg: LegRecord,
-    user_id: str,
-    state: str,
-    sequence: int,
-    at_us: int,
-    reason: str | None,
+def new_event(
+    leg: LegRecord, user_id: str, state: str, sequence: int, at_us: int, reason: str | None
 ) -> EventRow:
-    now = datetime.now(UTC)
-    row = EventRow(
+    """The outbox row of one call event (its id comes when the session flushes)."""
+    return EventRow(
         uid="msg_" + uuid.uuid4().hex,
         tenant_id=str(leg.tenant_id),
         user_id=user_id,
         leg_id=str(leg.id),
         sequence=sequence,
         payload=json.dumps(call_event(leg, state, sequence, at_us, reason)),
-        created_at=now,
+        created_at=datetime.now(UTC),
     )
-    session.add(row)
-    await session.flush()  # the id orders the stream and links the deliveries
-    for webhook_id in subscriptions.for_user(str(leg.tenant_id), leg.extension):
-        session.add(DeliveryRow(event_id=row.id, webhook_id=webhook_id, leg_id=str(leg.id),
-                                status="pending", attempts=0, next_attempt_at=now,
-                                created_at=now))
-    return row
+
+
+def new_delivery(event: EventRow, webhook_id: str) -> DeliveryRow:
+    return DeliveryRow(event_id=event.id, webhook_id=webhook_id, leg_id=event.leg_id,
+                       status="pending", attempts=0, next_attempt_at=event.created_at,
+                       created_at=event.created_at)

@@ -7,15 +7,26 @@ from typing import Any, Protocol
 
 
 class LegRecord(Protocol):
-    id: str
-    call_id: str
-    tenant_id: str
-    extension: str
-    direction: str
-    caller_number: str
-    caller_name: str
-    callee_number: str
-    callee_name: str
+    """What an event repeats of its leg (a stored row or the recorder's copy)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def extension(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def caller_number(self) -> str: ...
+    @property
+    def caller_name(self) -> str: ...
+    @property
+    def callee_number(self) -> str: ...
+    @property
+    def callee_name(self) -> str: ...
 
 
 def call_event(leg: LegRecord, state: str, sequence: int, at_us: int,

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookswitch.calls.leg import HangupReason, LegChange, LegState
+from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
 from hookswitch.calls.switch import LegOpened
 from hookswitch.directory.models import BindingRow
 from hookswitch.events.models import EventRow
-from hookswitch.events.outbox import Subscriptions, record_event
+from hookswitch.events.outbox import Subscriptions, new_delivery, new_event
 from hookswitch.sip.location import Binding
 from hookswitch.store.db import as_utc
 from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
@@ -50,6 +50,7 @@ class Recorder:
         self._sessions = sessions
         self.subscriptions = subscriptions or Subscriptions()
         self._on_events = on_events or (lambda events: None)
+        self._legs: dict[str, _LegInfo] = {}  # live legs, for their events' fixed fields
         self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -79,96 +80,130 @@ class Recorder:
 
     async def _write_batch(self, records: list[Record]) -> None:
         try:
-            events: list[EventRow] = []
             async with self._sessions.begin() as session:
-                for record in records:
-                    event = await self._write(session, record)
-                    if event is not None:
-                        events.append(event)
-            if events:
-                self._on_events(events)
-            return
+                events = await self._write(session, records)
         except Exception:
             if len(records) == 1:
                 log.exception("store.write_failed", record=type(records[0]).__name__)
                 return
-        # One bad record must not lose the others: write them one by one.
-        for record in records:
-            await self._write_batch([record])
+            # One bad record must not lose the others: write them one by one.
+            for record in records:
+                await self._write_batch([record])
+            return
+        self._forget_ended(records)
+        if events:
+            self._on_events(events)
 
-    async def _write(self, session: AsyncSession, record: Record) -> EventRow | None:
-        match record:
-            case LegOpened(leg=leg, kind=kind):
-                if await session.get(CallRow, leg.call_id) is None:
-                    session.add(
-                        CallRow(
-                            id=leg.call_id,
-                            tenant_id=leg.tenant_id,
-                            kind=kind.value,
-                            created_at=_at(leg.created_us),
-                        )
-                    )
-                    await session.flush()
-                session.add(
-                    LegRow(
-                        id=leg.id,
-                        call_id=leg.call_id,
-                        tenant_id=leg.tenant_id,
-                        user_id=leg.user_id,
-                        extension=leg.extension,
-                        direction=leg.direction.value,
-                        state=LegState.RINGING.value,
-                        caller_number=leg.caller.number,
-                        caller_name=leg.caller.name,
-                        callee_number=leg.callee.number,
-                        callee_name=leg.callee.name,
-                        created_at=_at(leg.created_us),
-                    )
-                )
-                await session.flush()  # no ORM relationship orders these inserts for us
-                first = leg.history[0]
-                session.add(
-                    LegChangeRow(leg_id=leg.id, sequence=1, state=first.state.value,
-                                 at_us=first.at_us)
-                )
-                row = await session.get(LegRow, leg.id)
-                assert row is not None
-                return await record_event(session, self.subscriptions, row, leg.user_id,
-                                          first.state.value, 1, first.at_us, None)
-            case LegChange():
-                values: dict[str, object] = {"state": record.state.value}
-                if record.state is LegState.HANGUP:
-                    values["ended_at"] = _at(record.at_us)
-                    values["reason"] = record.reason.value if record.reason else None
-                await session.execute(
-                    update(LegRow).where(LegRow.id == record.leg_id).values(**values)
-                )
-                if record.state is LegState.ACTIVE:
-                    # answered_at is the first answer, not a resume from hold
-                    await session.execute(
-                        update(LegRow)
-                        .where(LegRow.id == record.leg_id, LegRow.answered_at.is_(None))
-                        .values(answered_at=_at(record.at_us))
-                    )
-                reason = record.reason.value if record.reason else None
-                session.add(
-                    LegChangeRow(
-                        leg_id=record.leg_id,
-                        sequence=record.sequence,
-                        state=record.state.value,
-                        reason=reason,
-                        at_us=record.at_us,
-                    )
-                )
-                row = await session.get(LegRow, record.leg_id)
-                if row is None:
-                    return None
-                return await record_event(session, self.subscriptions, row, row.user_id,
-                                          record.state.value, record.sequence, record.at_us,
-                                          reason)
-            case BindingChange(user_id=user_id, binding=binding, contact=contact):
-                await _write_binding(session, user_id, binding, contact)
-        return None
+    async def _write(self, session: AsyncSession, records: list[Record]) -> list[EventRow]:
+        """Write a batch in a few phases (a flush each, whatever the batch size): calls, then
+        legs, then changes with their events, then deliveries. Parents go before children
+        because no ORM relationship orders these inserts for us."""
+        opened = [r for r in records if isinstance(r, LegOpened)]
+        for leg_opened in opened:
+            self._legs[leg_opened.leg.id] = _LegInfo.of(leg_opened.leg)
+        new_calls = {r.leg.call_id: r for r in opened}
+        if new_calls:
+            known = set(
+                (await session.scalars(
+                    select(CallRow.id).where(CallRow.id.in_(list(new_calls)))
+                )).all()
+            )
+            for call_id, first_leg in new_calls.items():
+                if call_id not in known:
+                    session.add(CallRow(id=call_id, tenant_id=first_leg.leg.tenant_id,
+                                        kind=first_leg.kind.value,
+                                        created_at=_at(first_leg.leg.created_us)))
+            await session.flush()
+        for leg_opened in opened:
+            session.add(_leg_row(leg_opened))
+        if opened:
+            await session.flush()
+        pending: list[tuple[EventRow, _LegInfo]] = []
+        for record in records:
+            match record:
+                case LegOpened(leg=leg):
+                    first = leg.history[0]
+                    change = LegChange(leg_id=leg.id, call_id=leg.call_id, state=first.state,
+                                       sequence=1, at_us=first.at_us)
+                    pending.append(self._change(session, change))
+                case LegChange():
+                    await self._update_leg(session, record)
+                    pending.append(self._change(session, record))
+                case BindingChange(user_id=user_id, binding=binding, contact=contact):
+                    await _write_binding(session, user_id, binding, contact)
+        if not pending:
+            return []
+        await session.flush()  # gives the events their ids, which order the streams
+        for event, info in pending:
+            for webhook_id in self.subscriptions.for_user(info.tenant_id, info.extension):
+                session.add(new_delivery(event, webhook_id))
+        return [event for event, _ in pending]
+
+    def _change(self, session: AsyncSession, change: LegChange) -> tuple[EventRow, _LegInfo]:
+        reason = change.reason.value if change.reason else None
+        session.add(LegChangeRow(leg_id=change.leg_id, sequence=change.sequence,
+                                 state=change.state.value, reason=reason, at_us=change.at_us))
+        info = self._legs[change.leg_id]
+        event = new_event(info, info.user_id, change.state.value, change.sequence,
+                          change.at_us, reason)
+        session.add(event)
+        return event, info
+
+    @staticmethod
+    async def _update_leg(session: AsyncSession, change: LegChange) -> None:
+        values: dict[str, object] = {"state": change.state.value}
+        if change.state is LegState.ACTIVE:
+            # answered_at is the first answer, not a resume from hold
+            values["answered_at"] = func.coalesce(LegRow.answered_at, _at(change.at_us))
+        if change.state is LegState.HANGUP:
+            values["ended_at"] = _at(change.at_us)
+            values["reason"] = change.reason.value if change.reason else None
+        await session.execute(update(LegRow).where(LegRow.id == change.leg_id).values(**values))
+
+    def _forget_ended(self, records: list[Record]) -> None:
+        for record in records:
+            if isinstance(record, LegChange) and record.state is LegState.HANGUP:
+                self._legs.pop(record.leg_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _LegInfo:
+    """What a leg's events repeat from the leg itself (it never changes)."""
+
+    id: str
+    call_id: str
+    tenant_id: str
+    user_id: str
+    extension: str
+    direction: str
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    callee_name: str
+
+    @classmethod
+    def of(cls, leg: Leg) -> _LegInfo:
+        return cls(leg.id, leg.call_id, leg.tenant_id, leg.user_id, leg.extension,
+                   leg.direction.value, leg.caller.number, leg.caller.name,
+                   leg.callee.number, leg.callee.name)
+
+
+def _leg_row(record: LegOpened) -> LegRow:
+    leg = record.leg
+    return LegRow(
+        id=leg.id,
+        call_id=leg.call_id,
+        tenant_id=leg.tenant_id,
+        user_id=leg.user_id,
+        extension=leg.extension,
+        direction=leg.direction.value,
+        state=LegState.RINGING.value,
+        caller_number=leg.caller.number,
+        caller_name=leg.caller.name,
+        callee_number=leg.callee.number,
+        callee_name=leg.callee.name,
+        created_at=_at(leg.created_us),
+    )
 
 
 async def _write_binding(
@@ -221,8 +256,12 @@ async def close_open_legs(
                 at_us=now_us,
             )
         )
-        await record_event(session, subscriptions, leg, leg.user_id, LegState.HANGUP.value,
-                           sequence, now_us, HangupReason.FAILED.value)
+        event = new_event(leg, leg.user_id, LegState.HANGUP.value, sequence, now_us,
+                          HangupReason.FAILED.value)
+        session.add(event)
+        await session.flush()
+        for webhook_id in subscriptions.for_user(leg.tenant_id, leg.extension):
+            session.add(new_delivery(event, webhook_id))
     return len(open_legs)
 
 
