@@ -24,7 +24,7 @@ from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
-from hookswitch.events.models import EventRow
+from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.outbox import Subscriptions
 from hookswitch.events.sender import RetryPolicy, Sender
 from hookswitch.events.stream import Broadcaster
@@ -85,13 +85,13 @@ class Server:
         )
         self.broadcaster = Broadcaster(sessions)
 
-        def events_written(events: list[EventRow]) -> None:
-            self.sender.wake()
+        def events_written(events: list[EventRow], deliveries: list[DeliveryRow]) -> None:
+            self.sender.enqueue(events, deliveries)
             self.broadcaster.publish(events)
 
         self.recorder = Recorder(sessions, subscriptions, events_written)
+        await self.sender.start()  # first what a crash or a stop left in the outbox
         self.recorder.start()
-        self.sender.start()
         self.gateway = SipGateway(
             parse_hostport(self.options.sip, 5060),
             directory,

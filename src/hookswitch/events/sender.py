@@ -1,10 +1,15 @@
 """Delivers the outbox to webhooks: at least once, in ``sequence`` order per leg, signed
 per Standard Webhooks, retried with exponential backoff for about an hour.
 
-Ordering: for each (webhook, leg) only the oldest pending delivery is ever in flight, so a
-retry holds back that leg's later events and nobody else's. A delivery that keeps failing is
-parked as ``failed`` (``hookswitch webhooks log`` shows it, ``replay`` sends it again) and the
-leg's next events go on. A webhook that answers 410 Gone is disabled.
+New events come straight from the recorder once their transaction has committed, so the
+hot path never reads the database; the outbox is read at start-up (what a crash or a stop
+left pending) and every few seconds for deliveries queued again by ``webhooks replay``.
+
+Ordering: each (webhook, leg) has a FIFO and one worker, so a retry holds back that leg's
+later events and nobody else's. A delivery that keeps failing is parked as ``failed`` and
+the leg's next events go on. A webhook that answers 410 Gone is disabled. Outcomes are
+written in small batches; a crash between a delivery and its write means one duplicate
+after restart, which receivers drop by ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -30,6 +37,8 @@ log = structlog.get_logger("hookswitch.events")
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRIABLE = {408, 425, 429}
+RESCAN_EVERY = 3.0  # seconds between looks for deliveries queued again from the CLI
+FLUSH_EVERY = 0.05  # seconds between writes of delivery outcomes
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,32 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class _Job:
+class Target:
+    url: str
+    secret: str | None
+    headers: dict[str, str]
+
+
+@dataclass
+class Job:
     delivery_id: int
     webhook_id: str
     leg_id: str
     uid: str
     payload: str
     created_at: datetime  # of the delivery (a replay starts the hour again)
-    attempts: int
-    url: str
-    secret: str | None
-    headers: dict[str, str]
+    attempts: int = 0
+    not_before: datetime | None = None
+
+
+@dataclass
+class _Outcomes:
+    delivered: list[int] = field(default_factory=list)
+    other: list[tuple[int, dict[str, object]]] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)  # delivered or parked: leave memory
+
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.other)
 
 
 class Sender:
@@ -70,99 +94,90 @@ class Sender:
         self._sessions = sessions
         self._subscriptions = subscriptions
         self.policy = policy or RetryPolicy()
-        self._wake = asyncio.Event()
-        self._in_flight: set[tuple[str, str]] = set()
-        # Deliveries settled while a dispatch query was running: that query may still see
-        # them as pending, so this round leaves their leg alone (the next round sees them).
-        self._settled_meanwhile: set[int] = set()
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: asyncio.Task[None] | None = None
+        self._targets: dict[str, Target] = {}
+        self._queues: dict[tuple[str, str], deque[Job]] = {}
+        # Delivery ids held in memory. A finished one stays known until a rescan that
+        # started after its outcome was written, so no rescan can queue it again.
+        self._known: set[int] = set()
+        self._written_done: set[int] = set()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._outcomes = _Outcomes()
+        self._background: list[asyncio.Task[None]] = []
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
 
-    def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="webhook-sender")
+    async def start(self) -> None:
+        async with self._sessions() as session:
+            for row in (await session.scalars(select(WebhookRow))).all():
+                self._targets[row.id] = Target(row.url, row.secret, dict(row.headers or {}))
+        await self._load_pending()
+        self._background = [asyncio.create_task(self._rescan(), name="webhook-rescan"),
+                            asyncio.create_task(self._flush_loop(), name="webhook-outcomes")]
 
-    def wake(self, _events: object = None) -> None:
-        self._wake.set()
+    def enqueue(self, events: Sequence[EventRow], deliveries: Sequence[DeliveryRow]) -> None:
+        """Committed by the recorder just now: send them (they are in event order)."""
+        by_event = {event.id: event for event in events}
+        for delivery in deliveries:
+            event = by_event[delivery.event_id]
+            self._add(Job(delivery.id, delivery.webhook_id, delivery.leg_id, event.uid,
+                          event.payload, as_utc(delivery.created_at)))
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-        for task in list(self._tasks):
+        for task in [*self._background, *self._workers]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._background, *self._workers, return_exceptions=True)
+        await self._write_outcomes()
         await self._client.aclose()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self._dispatch_due()
-            except Exception:
-                log.exception("webhooks.dispatch_failed")
-            with contextlib.suppress(TimeoutError):
-                # Retries fall due with time; new events and finished attempts wake us.
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+    # --- queues and workers ------------------------------------------------------------
 
-    async def _dispatch_due(self) -> None:
-        now = datetime.now(UTC)
-        self._settled_meanwhile = set()
-        async with self._sessions() as session:
-            rows = (await session.execute(
-                select(DeliveryRow, EventRow, WebhookRow)
-                .join(EventRow, EventRow.id == DeliveryRow.event_id)
-                .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
-                .where(DeliveryRow.status == "pending", WebhookRow.disabled_at.is_(None))
-                .order_by(DeliveryRow.event_id)
-                .limit(1000)
-            )).all()
-        heads: set[tuple[str, str]] = set()
-        for delivery, event, webhook in rows:
-            pair = (delivery.webhook_id, delivery.leg_id)
-            if pair in heads:
-                continue  # a later event of a leg waits for the earlier one
-            heads.add(pair)
-            if (
-                pair in self._in_flight
-                or delivery.id in self._settled_meanwhile
-                or as_utc(delivery.next_attempt_at) > now
-            ):
-                continue
-            job = _Job(delivery.id, delivery.webhook_id, delivery.leg_id, event.uid,
-                       event.payload, as_utc(delivery.created_at), delivery.attempts,
-                       webhook.url, webhook.secret, dict(webhook.headers or {}))
-            self._in_flight.add(pair)
-            task = asyncio.create_task(self._deliver(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _add(self, job: Job) -> None:
+        if job.delivery_id in self._known or job.webhook_id not in self._targets:
+            return
+        self._known.add(job.delivery_id)
+        pair = (job.webhook_id, job.leg_id)
+        queue = self._queues.get(pair)
+        if queue is None:
+            queue = self._queues[pair] = deque()
+            worker = asyncio.create_task(self._work(pair, queue))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        queue.append(job)
 
-    async def _deliver(self, job: _Job) -> None:
+    async def _work(self, pair: tuple[str, str], queue: deque[Job]) -> None:
+        """Deliver one leg's events to one webhook, strictly one after the other."""
         try:
-            async with self._slots:
-                status, error, retry_after = await self._attempt(job)
-            await self._settle(job, status, error, retry_after)
-        except Exception:
-            log.exception("webhooks.delivery_crashed", delivery=job.delivery_id)
+            while queue:
+                job = queue[0]
+                if job.not_before is not None:
+                    wait = (job.not_before - datetime.now(UTC)).total_seconds()
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # the backoff itself, not a sync point
+                async with self._slots:
+                    status, error, retry_after = await self._attempt(job)
+                if self._settle(job, status, error, retry_after):
+                    queue.popleft()
+                if job.webhook_id not in self._targets:  # disabled by a 410
+                    queue.clear()  # their rows are parked by _write_disabled
         finally:
-            self._in_flight.discard((job.webhook_id, job.leg_id))
-            self._wake.set()
+            if self._queues.get(pair) is queue:
+                del self._queues[pair]
 
-    async def _attempt(self, job: _Job) -> tuple[int | None, str | None, float | None]:
+    async def _attempt(self, job: Job) -> tuple[int | None, str | None, float | None]:
+        target = self._targets[job.webhook_id]
         sent_at = datetime.now(UTC)
         headers = {
-            **job.headers,
+            **target.headers,
             "content-type": "application/json",
             "webhook-id": job.uid,
             "webhook-timestamp": str(int(sent_at.timestamp())),
         }
-        if job.secret:
-            headers["webhook-signature"] = Webhook(job.secret).sign(job.uid, sent_at,
-                                                                     job.payload)
+        if target.secret:
+            headers["webhook-signature"] = Webhook(target.secret).sign(job.uid, sent_at,
+                                                                        job.payload)
         try:
-            response = await self._client.post(job.url, content=job.payload, headers=headers)
+            response = await self._client.post(target.url, content=job.payload,
+                                               headers=headers)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500], None
         retry_after = None
@@ -171,42 +186,104 @@ class Sender:
                 retry_after = float(response.headers["retry-after"])
         return response.status_code, f"HTTP {response.status_code}", retry_after
 
-    async def _settle(self, job: _Job, status: int | None, error: str | None,
-                      retry_after: float | None) -> None:
+    def _settle(self, job: Job, status: int | None, error: str | None,
+                retry_after: float | None) -> bool:
+        """Record the outcome; True when the job is done (delivered or parked)."""
         now = datetime.now(UTC)
-        attempts = job.attempts + 1
-        values: dict[str, object] = {"attempts": attempts}
+        job.attempts += 1
         if status is not None and 200 <= status < 300:
-            values.update(status="delivered", delivered_at=now, last_error=None)
-        elif status == 410:
-            await self._disable(job.webhook_id, now)
+            self._outcomes.delivered.append(job.delivery_id)
+            self._outcomes.done.append(job.delivery_id)
+            return True
+        values: dict[str, object] = {"attempts": job.attempts, "last_error": error}
+        done = True
+        if status == 410:
+            self._disable(job.webhook_id)
             values.update(status="failed", last_error="410 Gone: webhook disabled")
         elif status is None or status >= 500 or status in RETRIABLE:
             if (now - job.created_at).total_seconds() >= self.policy.give_up_after:
                 values.update(status="failed", last_error=f"gave up: {error}")
             else:
-                delay = self.policy.next_delay(attempts, retry_after)
-                values.update(next_attempt_at=now + timedelta(seconds=delay), last_error=error)
+                job.not_before = now + timedelta(
+                    seconds=self.policy.next_delay(job.attempts, retry_after))
+                values.update(next_attempt_at=job.not_before)
+                done = False
         else:
             values.update(status="failed", last_error=f"refused: {error}")
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(DeliveryRow).where(DeliveryRow.id == job.delivery_id).values(**values)
-            )
-        self._settled_meanwhile.add(job.delivery_id)
+        self._outcomes.other.append((job.delivery_id, values))
+        if done:
+            self._outcomes.done.append(job.delivery_id)
         if values.get("status") == "failed":
-            log.warning("webhooks.delivery_failed", delivery=job.delivery_id, url=job.url,
+            log.warning("webhooks.delivery_failed", delivery=job.delivery_id,
                         error=values["last_error"])
+        return done
 
-    async def _disable(self, webhook_id: str, now: datetime) -> None:
+    def _disable(self, webhook_id: str) -> None:
         self._subscriptions.disable(webhook_id)
+        self._targets.pop(webhook_id, None)
+        task = asyncio.create_task(self._write_disabled(webhook_id))
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+        log.warning("webhooks.disabled", webhook=webhook_id)
+
+    async def _write_disabled(self, webhook_id: str) -> None:
+        await self._write_outcomes()
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(WebhookRow).where(WebhookRow.id == webhook_id).values(disabled_at=now)
-            )
+            await session.execute(update(WebhookRow).where(WebhookRow.id == webhook_id)
+                                  .values(disabled_at=datetime.now(UTC)))
             await session.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.webhook_id == webhook_id, DeliveryRow.status == "pending")
-                .values(status="failed", last_error="410 Gone: webhook disabled")
-            )
-        log.warning("webhooks.disabled", webhook=webhook_id)
+                .values(status="failed", last_error="410 Gone: webhook disabled"))
+
+    # --- the database side -------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)  # a write cadence, not a synchronisation
+            try:
+                await self._write_outcomes()
+            except Exception:
+                log.exception("webhooks.outcomes_write_failed")
+
+    async def _write_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, _Outcomes()
+        if not outcomes:
+            return
+        async with self._sessions.begin() as session:
+            if outcomes.delivered:
+                await session.execute(
+                    update(DeliveryRow).where(DeliveryRow.id.in_(outcomes.delivered))
+                    .values(status="delivered", delivered_at=datetime.now(UTC),
+                            last_error=None))
+            for delivery_id, values in outcomes.other:
+                await session.execute(
+                    update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
+        self._written_done.update(outcomes.done)
+
+    async def _rescan(self) -> None:
+        while True:
+            await asyncio.sleep(RESCAN_EVERY)  # polling for CLI replays, not a sync point
+            try:
+                await self._load_pending()
+            except Exception:
+                log.exception("webhooks.rescan_failed")
+
+    async def _load_pending(self) -> None:
+        """Queue what the outbox holds as pending and memory does not know yet."""
+        forget, self._written_done = self._written_done, set()
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(DeliveryRow, EventRow.uid, EventRow.payload)
+                .join(EventRow, EventRow.id == DeliveryRow.event_id)
+                .where(DeliveryRow.status == "pending")
+                .order_by(DeliveryRow.event_id)
+            )).all()
+        for delivery, uid, payload in rows:
+            if delivery.id in self._known:
+                continue
+            self._add(Job(delivery.id, delivery.webhook_id, delivery.leg_id, uid, payload,
+                          as_utc(delivery.created_at), delivery.attempts,
+                          as_utc(delivery.next_attempt_at)))
+        # Written before this query began, so it no longer showed them as pending.
+        self._known -= forget

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
 from hookswitch.calls.switch import LegOpened
 from hookswitch.directory.models import BindingRow
-from hookswitch.events.models import EventRow
+from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.outbox import Subscriptions, new_delivery, new_event
 from hookswitch.sip.location import Binding
 from hookswitch.store.db import as_utc
@@ -45,11 +45,11 @@ class Recorder:
         self,
         sessions: async_sessionmaker[AsyncSession],
         subscriptions: Subscriptions | None = None,
-        on_events: Callable[[list[EventRow]], None] | None = None,
+        on_events: Callable[[list[EventRow], list[DeliveryRow]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self.subscriptions = subscriptions or Subscriptions()
-        self._on_events = on_events or (lambda events: None)
+        self._on_events = on_events or (lambda events, deliveries: None)
         self._legs: dict[str, _LegInfo] = {}  # live legs, for their events' fixed fields
         self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +81,7 @@ class Recorder:
     async def _write_batch(self, records: list[Record]) -> None:
         try:
             async with self._sessions.begin() as session:
-                events = await self._write(session, records)
+                events, deliveries = await self._write(session, records)
         except Exception:
             if len(records) == 1:
                 log.exception("store.write_failed", record=type(records[0]).__name__)
@@ -92,9 +92,11 @@ class Recorder:
             return
         self._forget_ended(records)
         if events:
-            self._on_events(events)
+            self._on_events(events, deliveries)
 
-    async def _write(self, session: AsyncSession, records: list[Record]) -> list[EventRow]:
+    async def _write(
+        self, session: AsyncSession, records: list[Record]
+    ) -> tuple[list[EventRow], list[DeliveryRow]]:
         """Write a batch in a few phases (a flush each, whatever the batch size): calls, then
         legs, then changes with their events, then deliveries. Parents go before children
         because no ORM relationship orders these inserts for us."""
@@ -132,12 +134,16 @@ class Recorder:
                 case BindingChange(user_id=user_id, binding=binding, contact=contact):
                     await _write_binding(session, user_id, binding, contact)
         if not pending:
-            return []
+            return [], []
         await session.flush()  # gives the events their ids, which order the streams
-        for event, info in pending:
-            for webhook_id in self.subscriptions.for_user(info.tenant_id, info.extension):
-                session.add(new_delivery(event, webhook_id))
-        return [event for event, _ in pending]
+        deliveries = [
+            new_delivery(event, webhook_id)
+            for event, info in pending
+            for webhook_id in self.subscriptions.for_user(info.tenant_id, info.extension)
+        ]
+        session.add_all(deliveries)
+        await session.flush()  # and the deliveries theirs, which the sender keys on
+        return [event for event, _ in pending], deliveries
 
     def _change(self, session: AsyncSession, change: LegChange) -> tuple[EventRow, _LegInfo]:
         reason = change.reason.value if change.reason else None
