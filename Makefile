@@ -38,3 +38,15 @@ test: install phones
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (bench/, BENCHMARKS.md): hookswitch against bare sippy's b2bua_simple, on
+# loopback. Both end with a SUMMARY line; results go to bench/results/ (gitignored).
+.PHONY: bench bench-quick
+bench: install phones
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q matplotlib
+	@test -x $(BIN)/py-spy || $(BIN)/pip install -q py-spy
+	$(BIN)/python -m bench.run --profile $(ARGS)
+
+bench-quick: install phones
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q matplotlib
+	$(BIN)/python -m bench.run --quick $(ARGS)

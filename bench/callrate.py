@@ -2,8 +2,10 @@
 rate up until a step fails, then bisect between the last clean and the first failed rate.
 
 A step is clean when sipp saw every call answered and ended with no failure (timeouts
-included) and, for hookswitch, every call event of those calls reached the webhook
-receiver within the drain window after the last BYE.
+included) and, for hookswitch, the event pipeline kept up: every call event of those calls
+reached the webhook receiver (within the drain window after the last BYE) and their p99
+latency stayed under ``EVENT_P99_LIMIT_MS``. Without that second condition a short step
+"passes" at rates where the outbox only grows, which no server sustains.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from . import procs
 from .receiver import Event, read_events
 from .sipp import LoadResult, Uac
 from .stats import percentile
+
+EVENT_P99_LIMIT_MS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,10 @@ class StepSettings:
     seconds: float  # how long each step offers calls
     hold_ms: int = 200  # a short call: answered, held this long, BYE
     drain_s: float = 10.0  # how long events may trail the last call of a step
+    idle_timeout_s: float = 30.0  # how long to wait for the server to go idle before a step
     max_steps: int = 12
     resolution: float = 5.0  # stop bisecting when the bracket is this narrow (cps)
+    growth: float = 1.5  # rate factor between steps until the first failure
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Step:
     cpu_s: float
     events: list[Event]
     events_expected: int
+    foreign_cores: float = 0.0  # CPU other processes on the machine used during the step
 
     @property
     def rate(self) -> float:
@@ -67,8 +74,25 @@ class Step:
         return max(0, self.events_expected - len(self.events))
 
     @property
+    def events_kept_up(self) -> bool:
+        if not self.events_expected:
+            return True
+        p99 = self.event_ms(99)
+        return self.events_missing == 0 and p99 is not None and p99 <= EVENT_P99_LIMIT_MS
+
+    @property
     def passed(self) -> bool:
-        return self.load.clean and self.events_missing == 0
+        return self.load.clean and self.events_kept_up
+
+    @property
+    def verdict(self) -> str:
+        if not self.load.clean:
+            return f"{self.load.failed} failed calls" if self.load.failed else "sipp error"
+        if self.events_missing:
+            return f"{self.events_missing} events missing"
+        if not self.events_kept_up:
+            return f"events p99 > {EVENT_P99_LIMIT_MS / 1000:g} s"
+        return "clean"
 
     @property
     def cpu_ms_per_call(self) -> float | None:
@@ -117,6 +141,7 @@ def run_step(workdir: Path, target: Target, caller: Caller, rate: float,
     offset = target.events_file.stat().st_size if (
         target.events_file and target.events_file.exists()) else 0
     cpu_before = procs.cpu_seconds(target.pid)
+    machine_before = procs.cpu_snapshot()
     uac = Uac(workdir, label, caller.scenario, caller.port, target.sip, caller.service,
               rate=rate, calls=calls, hold_ms=settings.hold_ms,
               limit=max(50, int(rate * 8)), auth=caller.auth, keys=caller.keys)
@@ -129,13 +154,15 @@ def run_step(workdir: Path, target: Target, caller: Caller, rate: float,
                                    quiet_s=min(3.0, settings.drain_s),
                                    limit_s=settings.drain_s)
     cpu = procs.cpu_seconds(target.pid) - cpu_before
-    return Step(target.name, load, cpu, events, expected)
+    foreign = machine_before.foreign_cores(procs.cpu_snapshot())
+    return Step(target.name, load, cpu, events, expected, foreign)
 
 
 def search(step: Callable[[float], Step], start: float, settings: StepSettings,
            report: Callable[[Step], None], min_rate: float = 1.0,
            max_rate: float = 2000.0) -> list[Step]:
-    """Step the rate up by half until a step fails, then bisect; at most ``max_steps``."""
+    """Step the rate up by ``growth`` until a step fails, then bisect; at most
+    ``max_steps`` steps."""
     steps: list[Step] = []
     good: float | None = None
     bad: float | None = None
@@ -151,7 +178,7 @@ def search(step: Callable[[float], Step], start: float, settings: StepSettings,
         if bad is None:
             if rate >= max_rate:
                 break
-            rate = min(max_rate, _round(rate * 1.5, settings.resolution))
+            rate = min(max_rate, _round(rate * settings.growth, settings.resolution))
         elif good is None:
             rate = _round(rate / 2, 1.0)
             if rate < min_rate:
@@ -172,6 +199,11 @@ def best(steps: list[Step]) -> Step | None:
     ceiling = min(failed) if failed else float("inf")
     clean = [s for s in steps if s.passed and s.rate < ceiling]
     return max(clean, key=lambda s: s.rate) if clean else None
+
+
+def unbounded(steps: list[Step]) -> bool:
+    """True when no step failed: the best rate is then only a lower bound."""
+    return bool(steps) and all(s.passed for s in steps)
 
 
 def _round(value: float, resolution: float) -> float:

@@ -24,6 +24,7 @@ class MemoryResult:
     rss_after_mb: float
     fill_rate: float
     failed: int
+    stop_code: int  # exit code of the server after SIGTERM (negative: killed)
 
     @property
     def mb_per_1k(self) -> float | None:
@@ -33,22 +34,20 @@ class MemoryResult:
 
 
 def run(workdir: Path, webhook: str | None, *, calls: int, fill_rate: float,
-        say: Callable[[str], None] = print) -> MemoryResult:
+        stop_grace_s: float = 30.0, say: Callable[[str], None] = print) -> MemoryResult:
     began = time.monotonic()
 
-    def step(text: str) -> None:
+    def note(text: str) -> None:
         say(f"  [{time.monotonic() - began:5.1f} s] {text}")
 
-    trunk_port = procs.free_port()
-    server = Hookswitch(workdir / "server", trunk_port, webhook, stop_grace=120)
+    trunk_port, phone_port = procs.free_port(), procs.free_port()
+    server = Hookswitch(workdir / "server", trunk_port, webhook, stop_grace=stop_grace_s)
     server.start()
-    uas_port = procs.free_port()
-    uas = None
-    uac = None
+    phone = uac = None
     try:
-        sipp.register(workdir, uas_port, server.sip, CALLEE, PASSWORDS[CALLEE])
+        sipp.register(workdir, phone_port, server.sip, CALLEE, PASSWORDS[CALLEE])
         fill_s = calls / fill_rate
-        uas = sipp.start_uas(workdir, uas_port, lifetime_s=fill_s * 3 + 120)
+        phone = sipp.start_uas(workdir, phone_port, lifetime_s=fill_s * 3 + 120)
         keys = {"caller": TRUNK_CALLER}
         warm = sipp.Uac(workdir, "memory-warmup", "uac_trunk_call.xml", trunk_port, server.sip,
                         CALLEE_NUMBER, rate=min(fill_rate, 50), calls=100, hold_ms=200,
@@ -57,29 +56,26 @@ def run(workdir: Path, webhook: str | None, *, calls: int, fill_rate: float,
             raise RuntimeError(f"memory warm-up failed: {warm}")
         wait_idle(server.pid)
         before = procs.rss_mb(server.pid)
-        step(f"warmed up, RSS {before:.1f} MB; setting up {calls} calls")
-        hold_ms = int((fill_s + 30) * 1000)
+        note(f"warmed up, RSS {before:.1f} MB; setting up {calls} calls")
         uac = sipp.Uac(workdir, "memory-hold", "uac_trunk_call.xml", trunk_port, server.sip,
-                       CALLEE_NUMBER, rate=fill_rate, calls=calls, hold_ms=hold_ms,
-                       limit=calls + 100, keys=keys)
+                       CALLEE_NUMBER, rate=fill_rate, calls=calls,
+                       hold_ms=int((fill_s * 2 + 60) * 1000), limit=calls + 100, keys=keys)
         deadline = time.monotonic() + fill_s * 2 + 20
         while uac.established() < calls and time.monotonic() < deadline:
             if uac.proc.poll() is not None:
                 break
             time.sleep(0.25)
-        step(f"{uac.established()} calls established")
-        wait_idle(server.pid, timeout=20)  # the leg records of the last calls are written
+        note(f"{uac.established()} calls established; waiting for the server to go idle")
+        wait_idle(server.pid, timeout=30)  # the leg records of the last calls are written
         held = uac.established()
         after = procs.rss_mb(server.pid)
         failed = sipp.read_counts(uac.stat_file).failed
-        step(f"RSS {after:.1f} MB with {held} calls up; stopping")
-        return MemoryResult(calls, held, before, after, fill_rate, failed)
+        note(f"RSS {after:.1f} MB with {held} calls up")
     finally:
         if uac is not None:
             uac.abort()
-        step("caller stopped")
         code = server.stop()
-        step(f"server stopped ({code})")
-        if uas is not None:
-            uas.stop()
-        step("stopped")
+        note(f"server stopped (exit {code})")
+        if phone is not None:
+            phone.stop()
+    return MemoryResult(calls, held, before, after, fill_rate, failed, code)

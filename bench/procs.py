@@ -129,5 +129,35 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """Machine-wide busy CPU and the part of it that is this benchmark's, in seconds."""
+
+    at: float
+    busy: float
+    ours: float
+
+    def foreign_cores(self, later: CpuSnapshot) -> float:
+        """Average cores that other processes kept busy between the two snapshots."""
+        wall = later.at - self.at
+        if wall <= 0:
+            return 0.0
+        return max(0.0, (later.busy - self.busy) - (later.ours - self.ours)) / wall
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    """Our CPU is the benchmark process, its reaped children (cutime/cstime) and every
+    child still running (the servers, sipp, the receiver, py-spy)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    busy = (user + nice + system + irq + softirq + steal) / _TICKS
+    me = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    ours = sum(int(me[i]) for i in (11, 12, 13, 14)) / _TICKS
+    for proc in list(_live):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ours += cpu_seconds(proc.pid)
+    return CpuSnapshot(time.monotonic(), busy, ours)
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])

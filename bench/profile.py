@@ -32,8 +32,10 @@ def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
     exe = pyspy()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    # Blocking sampling (py-spy pauses the process briefly for each sample): with
+    # --nonblocking a third of the samples were lost to stacks that changed mid-read.
     args = [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
-            "--nonblocking", "--format", fmt, "--output", str(out)]
+            "--format", fmt, "--output", str(out)]
     if gil:
         args.append("--gil")
     return procs.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
@@ -63,12 +65,15 @@ class HotSpots:
     own_code: list[tuple[str, float]]  # hookswitch frames anywhere on the stack, %
     activities: list[tuple[str, float]]  # what the sample was doing (ACTIVITIES), %
     packages: list[tuple[str, float]]  # top-level package of the leaf frame, %
+    imports: float  # % of samples importing a module (a failed import is retried each time)
 
 
 # What a sample was doing: the first rule with a frame containing its text wins.
 ACTIVITIES = (
     ("webhook sender (events/sender.py)", "hookswitch/events/sender.py"),
     ("leg recorder + outbox (store/recorder.py)", "hookswitch/store/recorder.py"),
+    ("webhook HTTP client (httpx, httpcore)", "httpcore/"),
+    ("webhook HTTP client (httpx, httpcore)", "httpx/"),
     ("event stream (events/stream.py)", "hookswitch/events/stream.py"),
     ("HTTP API (uvicorn, FastAPI)", "uvicorn/"),
     ("HTTP API (uvicorn, FastAPI)", "starlette/"),
@@ -96,6 +101,7 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
     package: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     doing: Counter[str] = Counter()
+    importing = 0
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -114,12 +120,13 @@ def hot_spots(raw: Path, top: int = 15) -> HotSpots:
                 ours[frame] += count
         package[frames[-1].split("/", 1)[0].split(".", 1)[0]] += count
         doing[activity(frames)] += count
+        importing += count if any("importlib" in frame for frame in frames) else 0
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(k, 100 * v / samples) for k, v in counter.most_common(top)] if samples else []
 
     return HotSpots(samples, share(own), share(total), share(ours), share(doing),
-                    share(package))
+                    share(package), 100 * importing / samples if samples else 0.0)
 
 
 def render(spots: HotSpots) -> str:
@@ -131,6 +138,7 @@ def render(spots: HotSpots) -> str:
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.own_code]
     lines += ["", "by activity:"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.activities]
+    lines += ["", f"importing modules at run time: {spots.imports:.1f}%"]
     lines += ["", "self time by package:"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.packages]
     return "\n".join(lines) + "\n"

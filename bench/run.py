@@ -25,12 +25,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from . import c2d, memory, procs, profile, report, sipp
-from .callrate import Caller, Step, StepSettings, Target, best, run_step, search, wait_idle
+from .callrate import (
+    Caller,
+    Step,
+    StepSettings,
+    Target,
+    best,
+    run_step,
+    search,
+    unbounded,
+    wait_idle,
+)
+from .stats import fmt
 from .systems import (
     CALLEE,
     CALLEE_NUMBER,
@@ -48,24 +60,38 @@ TRUNK_CALLER = memory.TRUNK_CALLER
 @dataclass(frozen=True)
 class Plan:
     name: str
-    steps: StepSettings
-    auth_steps: StepSettings
-    start_cps: float  # hookswitch trunk search
-    auth_start_cps: float
-    sippy_start_cps: float
-    c2d_requests: int
-    memory_calls: int
-    budget_s: float  # an upper bound for the whole run (sipp phone lifetime)
+    trunk: StepSettings  # hookswitch, trunk → phone
+    auth: StepSettings  # hookswitch, 210 → 200 with digest
+    sippy: StepSettings  # bare sippy, trunk → phone
+    trunk_start: float  # first rate of each search (cps)
+    auth_start: float
+    sippy_start: float
+    c2d_requests: int  # click-to-dial requests, at C2D_RATE
+    memory_calls: int  # calls held for the memory reading
+    memory_fill: float  # rate those calls are set up at (cps; no webhook, so no outbox lag)
+    stop_grace_s: float  # SIGTERM → SIGKILL for the memory server (2,000+ calls up)
+    budget_s: float  # upper bound of the whole run (lifetime of the sipp phone)
 
 
-FULL = Plan("full", StepSettings(seconds=10, drain_s=15, max_steps=10),
-            StepSettings(seconds=10, drain_s=15, max_steps=9),
-            start_cps=40, auth_start_cps=30, sippy_start_cps=100,
-            c2d_requests=600, memory_calls=3000, budget_s=1500)
-QUICK = Plan("quick", StepSettings(seconds=3, drain_s=6, max_steps=6, resolution=10),
-             StepSettings(seconds=3, drain_s=6, max_steps=5, resolution=10),
-             start_cps=40, auth_start_cps=30, sippy_start_cps=100,
-             c2d_requests=200, memory_calls=2000, budget_s=400)
+C2D_RATE = 20.0
+FULL = Plan(
+    "full",
+    trunk=StepSettings(seconds=10, drain_s=10, max_steps=10, resolution=2),
+    auth=StepSettings(seconds=10, drain_s=10, max_steps=9, resolution=2),
+    sippy=StepSettings(seconds=10, drain_s=0, max_steps=10, resolution=10, growth=2.0),
+    trunk_start=10, auth_start=10, sippy_start=50,
+    c2d_requests=600, memory_calls=3000, memory_fill=50, stop_grace_s=30,
+    budget_s=1800,
+)
+QUICK = Plan(
+    "quick",
+    trunk=StepSettings(seconds=3, drain_s=5, max_steps=4, resolution=5, idle_timeout_s=10),
+    auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=10),
+    sippy=StepSettings(seconds=3, drain_s=0, max_steps=3, resolution=20, idle_timeout_s=10),
+    trunk_start=20, auth_start=15, sippy_start=120,
+    c2d_requests=100, memory_calls=2000, memory_fill=60, stop_grace_s=15,
+    budget_s=600,
+)
 
 
 def say(text: str) -> None:
@@ -74,11 +100,13 @@ def say(text: str) -> None:
 
 def show(step: Step) -> None:
     load = step.load
-    events = f" events {len(step.events)}/{step.events_expected}" if step.events_expected else ""
-    say(f"  {step.system:16} {step.rate:6.0f} cps  {load.calls:5} calls  failed "
-        f"{load.failed:4}  retrans {load.counts.retransmissions:4}  setup p50/p99 "
-        f"{step.setup_ms(50)}/{step.setup_ms(99)} ms  cpu/call "
-        f"{step.cpu_ms_per_call or 0:.2f} ms{events}  {'clean' if step.passed else 'FAILED'}")
+    events = (f"  events {len(step.events)}/{step.events_expected} p99 "
+              f"{fmt(step.event_ms(99), 0)} ms" if step.events_expected else "")
+    say(f"  {step.system:15} {step.rate:4.0f} cps {load.calls:5} calls  failed "
+        f"{load.failed:3}  retrans {load.counts.retransmissions:3}  setup p50/p99 "
+        f"{fmt(step.setup_ms(50), 0)}/{fmt(step.setup_ms(99), 0)} ms  CPU/call "
+        f"{fmt(step.cpu_ms_per_call, 1)} ms{events}  other load {step.foreign_cores:.2f}  "
+        f"{step.verdict}")
 
 
 def machine() -> dict[str, str]:
@@ -100,24 +128,25 @@ def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSett
     counter = iter(range(1, 1000))
 
     def step(rate: float) -> Step:
-        wait_idle(target.pid)
+        wait_idle(target.pid, settings.idle_timeout_s)
         return run_step(workdir, target, caller, rate, settings, f"{label}-{next(counter)}")
 
-    return search(step, start, settings, show)
+    steps = search(step, start, settings, show)
+    if unbounded(steps):
+        say(f"  (no {label} step failed: its rate is a lower bound)")
+    return steps
 
 
 def profile_knee(workdir: Path, out: Path, target: Target, caller: Caller, rate: float,
                  seconds: int) -> None:
     """Run a step at ``rate`` under py-spy: raw stacks of the GIL holder, and an SVG."""
-    for fmt, gil, name in (("raw", True, "profile.txt"), ("flamegraph", False, "profile.svg")):
+    for kind, gil, name in (("raw", True, "profile.txt"), ("flamegraph", False, "profile.svg")):
         settings = StepSettings(seconds=seconds + 4, drain_s=10)
         wait_idle(target.pid)
-        spy = profile.record(target.pid, out / name, seconds, fmt=fmt, gil=gil)
-        step = run_step(workdir, target, caller, rate, settings, f"profile-{fmt}")
-        show(step)
+        spy = profile.record(target.pid, out / name, seconds, fmt=kind, gil=gil)
+        show(run_step(workdir, target, caller, rate, settings, f"profile-{kind}"))
         spy.wait(30)
-    spots = profile.hot_spots(out / "profile.txt")
-    text = profile.render(spots)
+    text = profile.render(profile.hot_spots(out / "profile.txt"))
     (out / "hotspots.txt").write_text(text)
     say(text)
 
@@ -126,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (< 2 min)")
     parser.add_argument("--profile", action="store_true",
-                        help="also run py-spy at the knee (writes profile.svg, hotspots.txt)")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+                        help="also run py-spy at the knee (profile.svg, hotspots.txt)")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
+                        help="results go to RESULTS/full or RESULTS/quick")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
 
@@ -142,78 +172,137 @@ def main(argv: list[str] | None = None) -> int:
     results = report.Results(plan.name, command,
                              datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                              machine())
-    out = args.results
-    work = out / f"work-{plan.name}"
+    out = args.results / plan.name  # bench/results/full or bench/results/quick
+    work = out / "work"  # every process's log, sipp's statistics, the databases
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    run = Run(plan, work, out, results)
+    machine_before = procs.cpu_snapshot()
     try:
-        execute(plan, work, out, results, profile_knee_too=args.profile)
+        ok = run.phase("hookswitch", lambda: run.hookswitch(args.profile))
+        ok &= run.phase("bare sippy", run.sippy)
+        ok &= run.phase("memory", run.memory)
     finally:
         procs.stop_all()
     results.wall_s = time.monotonic() - began
     results.machine["loadavg at end"] = procs.loadavg()
+    foreign = machine_before.foreign_cores(procs.cpu_snapshot())
+    results.machine["CPU used by other processes during the run"] = f"{foreign:.2f} cores"
+    if foreign > 0.2:
+        results.notes.append(f"Other processes kept {foreign:.2f} of the {os.cpu_count()} "
+                             "cores busy on average during this run: its numbers are low "
+                             "and noisy; rerun on a quiet machine.")
     say("")
     say(report.write(results, out))
-    say(f"results: {out / 'table.md'}, {out / 'results.json'}, {out / 'plot.png'}")
+    say(f"results: {out / 'table.md'}, {out / 'results.json'}, {out / 'plot.png'}; "
+        f"logs: {work}")
     say(f"wall time {results.wall_s:.0f} s")
     say(report.summary_line(results))
-    return 0
+    return 0 if ok else 1
 
 
-def execute(plan: Plan, work: Path, out: Path, results: report.Results,
-            profile_knee_too: bool) -> None:
-    receiver = Receiver(work)
-    receiver.start()
-    trunk_port, auth_port, phone_port = procs.free_port(), procs.free_port(), procs.free_port()
-    trunk = Caller("uac_trunk_call.xml", trunk_port, CALLEE_NUMBER,
-                   keys={"caller": TRUNK_CALLER})
-    auth = Caller("uac_auth_call.xml", auth_port, CALLEE, auth=(CALLER, PASSWORDS[CALLER]))
+class Run:
+    """The phases of one benchmark run, sharing the webhook receiver and sipp ports."""
 
-    say(f"== hookswitch ({plan.name}): call-rate search, trunk → registered sipp phone")
-    server = Hookswitch(work / "hookswitch", trunk_port, receiver.url)
-    server.start()
-    sipp.register(work, phone_port, server.sip, CALLEE, PASSWORDS[CALLEE])
-    phone = sipp.start_uas(work, phone_port, plan.budget_s)
-    hs = Target("hookswitch", server.pid, server.sip, 3, receiver.events)
-    results.trunk = run_search(work, hs, trunk, plan.steps, plan.start_cps, "hookswitch")
+    def __init__(self, plan: Plan, work: Path, out: Path, results: report.Results) -> None:
+        self.plan, self.work, self.out, self.results = plan, work, out, results
+        self.receiver = Receiver(work)
+        self.trunk_port, self.phone_port = procs.free_port(), procs.free_port()
+        self.trunk = Caller("uac_trunk_call.xml", self.trunk_port, CALLEE_NUMBER,
+                            keys={"caller": TRUNK_CALLER})
+        self.auth = Caller("uac_auth_call.xml", procs.free_port(), CALLEE,
+                           auth=(CALLER, PASSWORDS[CALLER]))
+        self.phone: procs.Proc | None = None  # the sipp phone of both call-rate searches
 
-    say("== hookswitch: call-rate search, 210 → 200 with digest auth")
-    hs_auth = Target("hookswitch-auth", server.pid, server.sip, 6, receiver.events)
-    results.auth = run_search(work, hs_auth, auth, plan.auth_steps, plan.auth_start_cps,
-                              "auth")
+    def phase(self, name: str, body: Callable[[], None]) -> bool:
+        """Run one phase; a failure is reported in the results and the run goes on."""
+        try:
+            body()
+            return True
+        except Exception as exc:  # the other phases still run, the SUMMARY still prints
+            say(f"!! {name} failed: {exc}")
+            self.results.notes.append(f"The {name} phase failed: {exc}")
+            return False
 
-    say(f"== hookswitch: click-to-dial, {plan.c2d_requests} requests at 20/s")
-    wait_idle(server.pid)
-    results.c2d = c2d.run(work, server, requests=plan.c2d_requests, rate=20.0)
-    say(f"  p50 {results.c2d.pct(50)} ms  p99 {results.c2d.pct(99)} ms  "
-        f"accepted {results.c2d.accepted}/{results.c2d.requests}")
+    def hookswitch(self, with_profile: bool) -> None:
+        plan, work = self.plan, self.work
+        self.receiver.start()
+        say(f"== hookswitch ({plan.name}): call-rate search, trunk → registered sipp phone")
+        server = Hookswitch(work / "hookswitch", self.trunk_port, self.receiver.url)
+        server.start()
+        self.results.machine["hookswitch commit"] = git_head()
+        try:
+            sipp.register(work, self.phone_port, server.sip, CALLEE, PASSWORDS[CALLEE])
+            self.phone = sipp.start_uas(work, self.phone_port, plan.budget_s)
+            self.hookswitch_runs(server, with_profile)
+        finally:
+            self.stopped("hookswitch", server.stop())
 
-    knee = best(results.trunk)
-    if profile_knee_too and knee is not None:
-        say(f"== hookswitch: py-spy at the knee ({knee.rate:.0f} cps)")
-        profile_knee(work, out, hs, trunk, knee.rate, 20)
-    server.stop()
+    def hookswitch_runs(self, server: Hookswitch, with_profile: bool) -> None:
+        plan, work, results = self.plan, self.work, self.results
+        hs = Target("hookswitch", server.pid, server.sip, 3, self.receiver.events)
+        results.trunk = run_search(work, hs, self.trunk, plan.trunk, plan.trunk_start,
+                                   "hookswitch")
 
-    say("== bare sippy b2bua_simple: call-rate search, same sipp caller and phone")
-    bare = BareSippy(work / "sippy", ("127.0.0.1", phone_port))
-    bare.start()
-    sp = Target("sippy", bare.pid, bare.sip)
-    results.sippy = run_search(work, sp, trunk, plan.steps, plan.sippy_start_cps, "sippy")
-    bare.stop()
-    phone.stop()
+        say("== hookswitch: call-rate search, 210 → 200 with digest auth")
+        hs_auth = Target("hookswitch-auth", server.pid, server.sip, 6, self.receiver.events)
+        results.auth = run_search(work, hs_auth, self.auth, plan.auth, plan.auth_start, "auth")
 
-    fill = max(20.0, min(200.0, 0.8 * (knee.rate if knee else 50.0)))
-    say(f"== hookswitch: memory, {plan.memory_calls} established calls (set up at "
-        f"{fill:.0f} cps)")
-    results.memory = memory.run(work / "memory", receiver.url, calls=plan.memory_calls,
-                                fill_rate=fill)
-    mem = results.memory
-    say(f"  held {mem.held}  RSS {mem.rss_before_mb:.1f} → {mem.rss_after_mb:.1f} MB  "
-        f"= {mem.mb_per_1k or 0:.1f} MB per 1,000 calls")
-    receiver.stop()
-    if not procs.live():
-        return
-    results.notes.append(f"processes still running at the end: {procs.live()}")
+        say(f"== hookswitch: click-to-dial, {plan.c2d_requests} requests at {C2D_RATE:.0f}/s")
+        wait_idle(server.pid, plan.trunk.idle_timeout_s)
+        done = c2d.run(work, server, requests=plan.c2d_requests, rate=C2D_RATE)
+        results.c2d = done
+        say(f"  request → INVITE p50 {fmt(done.pct(50))} ms  p99 {fmt(done.pct(99))} ms  "
+            f"accepted {done.accepted}/{done.requests}  INVITEs seen {len(done.latencies_ms)}")
+
+        knee = best(results.trunk)
+        if with_profile and knee is not None:
+            say(f"== hookswitch: py-spy at the knee ({knee.rate:.0f} cps)")
+            self.phase("profile", lambda: profile_knee(work, self.out, hs, self.trunk,
+                                                       knee.rate, 20))
+
+    def sippy(self) -> None:
+        if self.phone is None or self.phone.poll() is not None:
+            raise RuntimeError("no sipp phone (the hookswitch phase did not start it)")
+        say("== bare sippy b2bua_simple: call-rate search, same sipp caller port and phone")
+        bare = BareSippy(self.work / "sippy", ("127.0.0.1", self.phone_port))
+        bare.start()
+        try:
+            sp = Target("sippy", bare.pid, bare.sip)
+            self.results.sippy = run_search(self.work, sp, self.trunk, self.plan.sippy,
+                                            self.plan.sippy_start, "sippy")
+        finally:
+            self.stopped("b2bua_simple", bare.stop(), -signal.SIGTERM)
+            self.phone.stop()
+            self.receiver.stop()
+
+    def memory(self) -> None:
+        plan = self.plan
+        say(f"== hookswitch: memory, {plan.memory_calls} established calls (set up at "
+            f"{plan.memory_fill:.0f} cps, no webhook)")
+        mem = memory.run(self.work / "memory", None, calls=plan.memory_calls,
+                         fill_rate=plan.memory_fill, stop_grace_s=plan.stop_grace_s, say=say)
+        self.results.memory = mem
+        say(f"  held {mem.held}  RSS {mem.rss_before_mb:.1f} → {mem.rss_after_mb:.1f} MB  "
+            f"= {fmt(mem.mb_per_1k)} MB per 1,000 calls")
+        if mem.stop_code < 0:
+            self.results.notes.append(
+                f"The memory run's hookswitch, sent SIGTERM with {mem.held} calls up, had "
+                f"not exited {plan.stop_grace_s:.0f} s later and was killed.")
+        else:
+            self.stopped("memory run's hookswitch", mem.stop_code)
+
+    def stopped(self, name: str, code: int, expected: int = 0) -> None:
+        if code != expected:
+            self.results.notes.append(f"{name} exited with {code} when stopped")
+
+
+def git_head() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+                          capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return done.stdout.strip() + (" (src/ has uncommitted changes)" if dirty else "")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ class LoadResult:
 
     @property
     def failed(self) -> int:
-        """Failed calls: what sipp counted failed plus what never completed."""
+        """Failed calls: sipp's count, or the calls that did not complete if more."""
         return max(self.counts.failed, self.calls - self.counts.successful)
 
     @property
