@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import os
 import platform
 import shlex
@@ -172,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     results = report.Results(plan.name, command,
                              datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                              machine())
+    args.results.mkdir(parents=True, exist_ok=True)
+    lock = (args.results / ".lock").open("w")
+    try:  # two runs at once would share two cores and one results folder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"another benchmark run holds {args.results / '.lock'}; not starting")
+        return 2
     out = args.results / plan.name  # bench/results/full or bench/results/quick
     work = out / "work"  # every process's log, sipp's statistics, the databases
     shutil.rmtree(work, ignore_errors=True)
