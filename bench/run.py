@@ -86,10 +86,10 @@ FULL = Plan(
 )
 QUICK = Plan(
     "quick",
-    trunk=StepSettings(seconds=3, drain_s=5, max_steps=4, resolution=5, idle_timeout_s=10),
-    auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=10),
-    sippy=StepSettings(seconds=3, drain_s=0, max_steps=3, resolution=20, idle_timeout_s=10),
-    trunk_start=20, auth_start=15, sippy_start=120,
+    trunk=StepSettings(seconds=3, drain_s=5, max_steps=4, resolution=5, idle_timeout_s=6),
+    auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=6),
+    sippy=StepSettings(seconds=3, drain_s=0, max_steps=4, resolution=20, idle_timeout_s=6),
+    trunk_start=25, auth_start=20, sippy_start=150,
     c2d_requests=100, memory_calls=2000, memory_fill=60, stop_grace_s=15,
     budget_s=600,
 )
