@@ -146,9 +146,9 @@ class Server:
         finally:
             readiness.cancel()
             self.ready = False
+            # The CallEnded signals of the calls that stop() ends were scheduled on this
+            # loop before stop() returned, so they have run (FIFO) when this await resumes.
             await loop.run_in_executor(None, self.gateway.stop)
-            # Let the signals of the calls that shutdown ended reach the recorder.
-            await asyncio.sleep(0)
             await self.recorder.drain()
             await self.sender.stop()  # what it did not deliver stays in the outbox
             await engine.dispose()

@@ -50,7 +50,7 @@ async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict
     return verdict
 
 
-def _problem(status: int, description: str) -> dict[str, Any]:
+def _problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
@@ -80,13 +80,13 @@ def _problem(status: int, description: str) -> dict[str, Any]:
     response_model=ClickToDialAccepted,
     responses={
         200: {"model": HangupResult, "description": "hangup: the call has ended"},
-        400: _problem(400, "the body is not JSON, or the command is unknown"),
-        401: _problem(401, "missing, unknown, revoked or expired token"),
-        403: _problem(403, "not your extension, or not a party to the call"),
-        404: _problem(404, "no such call leg in your tenant"),
-        409: _problem(409, "the user has no registered phone"),
-        422: _problem(422, "field problems, listed in `errors`"),
-        429: _problem(429, "over the call-control rate limit"),
+        400: _problem("the body is not JSON, or the command is unknown"),
+        401: _problem("missing, unknown, revoked or expired token"),
+        403: _problem("not your extension, or not a party to the call"),
+        404: _problem("no such call leg in your tenant"),
+        409: _problem("the user has no registered phone"),
+        422: _problem("field problems, listed in `errors`"),
+        429: _problem("over the call-control rate limit"),
     },
 )
 async def call_control(
