@@ -35,8 +35,7 @@ def _root() -> None:
 def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    # One line per webhook POST (httpx) or per migration step (alembic) is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # One line per migration step (alembic) is noise.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
         processors=[

@@ -24,8 +24,7 @@ from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
-from hookswitch.events.models import DeliveryRow, EventRow
-from hookswitch.events.outbox import Subscriptions
+from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.events.sender import RetryPolicy, Sender
 from hookswitch.events.stream import Broadcaster
 from hookswitch.sip.location import Binding, Location
@@ -77,19 +76,20 @@ class Server:
         sip_thread = SipThread()
         from hookswitch.sip.gateway import SipGateway
 
+        def events_written(events: list[OutboxEvent], deliveries: list[OutboxDelivery]) -> None:
+            self.sender.enqueue(events, deliveries)
+            self.broadcaster.publish(events)
+
+        # The one writer: the sender's outcomes go through it too (see Recorder.write).
+        self.recorder = Recorder(sessions, subscriptions, events_written)
         self.sender = Sender(
             sessions,
             subscriptions,
             RetryPolicy(settings.webhook_retry_first_interval,
                         settings.webhook_retry_max_interval, settings.webhook_give_up_after),
+            write=self.recorder.write,
         )
         self.broadcaster = Broadcaster(sessions)
-
-        def events_written(events: list[EventRow], deliveries: list[DeliveryRow]) -> None:
-            self.sender.enqueue(events, deliveries)
-            self.broadcaster.publish(events)
-
-        self.recorder = Recorder(sessions, subscriptions, events_written)
         await self.sender.start()  # first what a crash or a stop left in the outbox
         self.recorder.start()
         self.gateway = SipGateway(

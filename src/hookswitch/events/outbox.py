@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,22 +54,57 @@ class Subscriptions:
             self.by_tenant[tenant] = [s for s in subs if s.webhook_id != webhook_id]
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A call event just committed to the outbox, for the sender and the live stream."""
+
+    id: int  # orders the live stream (Last-Event-ID)
+    uid: str  # the webhook-id
+    user_id: str
+    leg_id: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxDelivery:
+    """One of those events for one webhook, just committed as pending."""
+
+    id: int
+    event_id: int
+    webhook_id: str
+    leg_id: str
+    created_at: datetime
+
+
+def event_values(
+    leg: LegRecord, user_id: str, state: str, sequence: int, at_us: int, reason: str | None
+) -> dict[str, Any]:
+    """The columns of one call event's outbox row, all but its id."""
+    return {
+        "uid": "msg_" + uuid.uuid4().hex,
+        "tenant_id": str(leg.tenant_id),
+        "user_id": user_id,
+        "leg_id": str(leg.id),
+        "sequence": sequence,
+        "payload": json.dumps(call_event(leg, state, sequence, at_us, reason)),
+        "created_at": datetime.now(UTC),
+    }
+
+
+def delivery_values(event_id: int, leg_id: str, created_at: datetime,
+                    webhook_id: str) -> dict[str, Any]:
+    """The columns of one pending delivery of an event, all but its id."""
+    return {"event_id": event_id, "webhook_id": webhook_id, "leg_id": leg_id,
+            "status": "pending", "attempts": 0, "next_attempt_at": created_at,
+            "created_at": created_at}
+
+
 def new_event(
     leg: LegRecord, user_id: str, state: str, sequence: int, at_us: int, reason: str | None
 ) -> EventRow:
     """The outbox row of one call event (its id comes when the session flushes)."""
-    return EventRow(
-        uid="msg_" + uuid.uuid4().hex,
-        tenant_id=str(leg.tenant_id),
-        user_id=user_id,
-        leg_id=str(leg.id),
-        sequence=sequence,
-        payload=json.dumps(call_event(leg, state, sequence, at_us, reason)),
-        created_at=datetime.now(UTC),
-    )
+    return EventRow(**event_values(leg, user_id, state, sequence, at_us, reason))
 
 
 def new_delivery(event: EventRow, webhook_id: str) -> DeliveryRow:
-    return DeliveryRow(event_id=event.id, webhook_id=webhook_id, leg_id=event.leg_id,
-                       status="pending", attempts=0, next_attempt_at=event.created_at,
-                       created_at=event.created_at)
+    return DeliveryRow(**delivery_values(event.id, event.leg_id, event.created_at, webhook_id))

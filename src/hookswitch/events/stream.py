@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.events.models import EventRow
+from hookswitch.events.outbox import OutboxEvent
 
 KEEPALIVE = 15.0
 QUEUE_LIMIT = 1000  # a client that reads nothing is cut off rather than grow memory
@@ -26,7 +27,7 @@ class Broadcaster:
         self._sessions = sessions
         self._queues: dict[str, set[asyncio.Queue[StreamedEvent | None]]] = {}
 
-    def publish(self, events: Sequence[EventRow]) -> None:
+    def publish(self, events: Sequence[OutboxEvent]) -> None:
         for event in events:
             for queue in self._queues.get(event.user_id, ()):
                 try:

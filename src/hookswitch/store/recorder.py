@@ -4,20 +4,31 @@ per batch, on the asyncio side. Nothing on the call path waits for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
 from hookswitch.calls.switch import LegOpened
 from hookswitch.directory.models import BindingRow
 from hookswitch.events.models import DeliveryRow, EventRow
-from hookswitch.events.outbox import Subscriptions, new_delivery, new_event
+from hookswitch.events.outbox import (
+    OutboxDelivery,
+    OutboxEvent,
+    Subscriptions,
+    delivery_values,
+    event_values,
+    new_delivery,
+    new_event,
+)
 from hookswitch.sip.location import Binding
+from hookswitch.store.base import Base
 from hookswitch.store.db import as_utc
 from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
 
@@ -35,7 +46,21 @@ class BindingChange:
     contact: str | None  # the contact removed; None with binding None: all of the user's
 
 
-Record = LegOpened | LegChange | BindingChange
+Apply = Callable[[AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Another component's change, applied by the one writer in its turn. SQLite takes one
+    writer at a time: the webhook sender writing its outcomes on its own connection made
+    both wait in SQLite's busy handler (up to 100 ms a try) and held events back for
+    seconds at 110 calls/s."""
+
+    apply: Apply
+    done: asyncio.Future[None]
+
+
+Record = LegOpened | LegChange | BindingChange | Write
 
 
 class Recorder:
@@ -45,7 +70,7 @@ class Recorder:
         self,
         sessions: async_sessionmaker[AsyncSession],
         subscriptions: Subscriptions | None = None,
-        on_events: Callable[[list[EventRow], list[DeliveryRow]], None] | None = None,
+        on_events: Callable[[list[OutboxEvent], list[OutboxDelivery]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self.subscriptions = subscriptions or Subscriptions()
@@ -53,6 +78,7 @@ class Recorder:
         self._legs: dict[str, _LegInfo] = {}  # live legs, for their events' fixed fields
         self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._draining = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="recorder")
@@ -60,8 +86,20 @@ class Recorder:
     def put(self, record: Record) -> None:
         self._queue.put_nowait(record)
 
+    async def write(self, apply: Apply) -> None:
+        """Run ``apply`` in the writer's next transaction and wait until it is committed;
+        once the writer has stopped, in a transaction of its own."""
+        if self._task is None or self._task.done() or self._draining:
+            async with self._sessions.begin() as session:
+                await apply(session)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Write(apply, done))
+        await done
+
     async def drain(self) -> None:
         """Write what is queued, then stop (shutdown)."""
+        self._draining = True
         self._queue.put_nowait(None)
         if self._task is not None:
             await self._task
@@ -82,89 +120,90 @@ class Recorder:
         try:
             async with self._sessions.begin() as session:
                 events, deliveries = await self._write(session, records)
-        except Exception:
+        except Exception as exc:
             if len(records) == 1:
                 log.exception("store.write_failed", record=type(records[0]).__name__)
+                if isinstance(records[0], Write) and not records[0].done.done():
+                    records[0].done.set_exception(exc)
                 return
             # One bad record must not lose the others: write them one by one.
             for record in records:
                 await self._write_batch([record])
             return
         self._forget_ended(records)
+        for record in records:
+            if isinstance(record, Write) and not record.done.done():
+                record.done.set_result(None)
         if events:
             self._on_events(events, deliveries)
 
     async def _write(
         self, session: AsyncSession, records: list[Record]
-    ) -> tuple[list[EventRow], list[DeliveryRow]]:
-        """Write a batch in a few phases (a flush each, whatever the batch size): calls, then
-        legs, then changes with their events, then deliveries. Parents go before children
-        because no ORM relationship orders these inserts for us."""
+    ) -> tuple[list[OutboxEvent], list[OutboxDelivery]]:
+        """Write a batch as a few multi-row statements (SQLAlchemy Core, not the ORM's unit
+        of work, which cost more than the SIP stack per call): calls, legs, leg updates,
+        changes, events, deliveries. Parents go before children (foreign keys)."""
+        conn = await session.connection()
         opened = [r for r in records if isinstance(r, LegOpened)]
         for leg_opened in opened:
             self._legs[leg_opened.leg.id] = _LegInfo.of(leg_opened.leg)
-        new_calls = {r.leg.call_id: r for r in opened}
-        if new_calls:
-            known = set(
-                (await session.scalars(
-                    select(CallRow.id).where(CallRow.id.in_(list(new_calls)))
-                )).all()
-            )
-            for call_id, first_leg in new_calls.items():
-                if call_id not in known:
-                    session.add(CallRow(id=call_id, tenant_id=first_leg.leg.tenant_id,
-                                        kind=first_leg.kind.value,
-                                        created_at=_at(first_leg.leg.created_us)))
-            await session.flush()
-        for leg_opened in opened:
-            session.add(_leg_row(leg_opened))
         if opened:
-            await session.flush()
-        pending: list[tuple[EventRow, _LegInfo]] = []
+            # A call's second leg may come in a later batch: its call row is there already.
+            calls = {r.leg.call_id: _call_values(r) for r in opened}
+            await conn.execute(_insert_new(conn.dialect.name, _CALLS), list(calls.values()))
+            await conn.execute(_LEGS.insert(), [_leg_values(r) for r in opened])
+        changes: list[LegChange] = []
         for record in records:
             match record:
                 case LegOpened(leg=leg):
                     first = leg.history[0]
-                    change = LegChange(leg_id=leg.id, call_id=leg.call_id, state=first.state,
-                                       sequence=1, at_us=first.at_us)
-                    pending.append(self._change(session, change))
+                    changes.append(LegChange(leg_id=leg.id, call_id=leg.call_id,
+                                             state=first.state, sequence=1, at_us=first.at_us))
                 case LegChange():
-                    await self._update_leg(session, record)
-                    pending.append(self._change(session, record))
+                    changes.append(record)
                 case BindingChange(user_id=user_id, binding=binding, contact=contact):
                     await _write_binding(session, user_id, binding, contact)
-        if not pending:
+                case Write(apply=apply):
+                    await apply(session)
+        if not changes:
             return [], []
-        await session.flush()  # gives the events their ids, which order the streams
+        updates = _leg_updates(c for c in changes if c.sequence > 1)
+        if updates:
+            await conn.execute(_UPDATE_LEG, updates)
+        await conn.execute(_CHANGES.insert(), [_change_values(c) for c in changes])
+        events = [self._event_values(c) for c in changes]
+        # RETURNING in parameter order gives each event its id, which orders the streams.
+        event_ids = (await conn.execute(
+            _EVENTS.insert().returning(_EVENTS.c.id, sort_by_parameter_order=True), events
+        )).scalars().all()
         deliveries = [
-            new_delivery(event, webhook_id)
-            for event, info in pending
-            for webhook_id in self.subscriptions.for_user(info.tenant_id, info.extension)
+            delivery_values(event_id, event["leg_id"], event["created_at"], webhook_id)
+            for event_id, event, change in zip(event_ids, events, changes, strict=True)
+            for webhook_id in self._webhooks_of(change.leg_id)
         ]
-        session.add_all(deliveries)
-        await session.flush()  # and the deliveries theirs, which the sender keys on
-        return [event for event, _ in pending], deliveries
+        delivery_ids: Sequence[int] = []
+        if deliveries:
+            delivery_ids = (await conn.execute(
+                _DELIVERIES.insert().returning(_DELIVERIES.c.id, sort_by_parameter_order=True),
+                deliveries,
+            )).scalars().all()
+        return (
+            [OutboxEvent(event_id, e["uid"], e["user_id"], e["leg_id"], e["payload"])
+             for event_id, e in zip(event_ids, events, strict=True)],
+            [OutboxDelivery(delivery_id, d["event_id"], d["webhook_id"], d["leg_id"],
+                            d["created_at"])
+             for delivery_id, d in zip(delivery_ids, deliveries, strict=True)],
+        )
 
-    def _change(self, session: AsyncSession, change: LegChange) -> tuple[EventRow, _LegInfo]:
-        reason = change.reason.value if change.reason else None
-        session.add(LegChangeRow(leg_id=change.leg_id, sequence=change.sequence,
-                                 state=change.state.value, reason=reason, at_us=change.at_us))
+    def _event_values(self, change: LegChange) -> dict[str, Any]:
         info = self._legs[change.leg_id]
-        event = new_event(info, info.user_id, change.state.value, change.sequence,
-                          change.at_us, reason)
-        session.add(event)
-        return event, info
+        reason = change.reason.value if change.reason else None
+        return event_values(info, info.user_id, change.state.value, change.sequence,
+                            change.at_us, reason)
 
-    @staticmethod
-    async def _update_leg(session: AsyncSession, change: LegChange) -> None:
-        values: dict[str, object] = {"state": change.state.value}
-        if change.state is LegState.ACTIVE:
-            # answered_at is the first answer, not a resume from hold
-            values["answered_at"] = func.coalesce(LegRow.answered_at, _at(change.at_us))
-        if change.state is LegState.HANGUP:
-            values["ended_at"] = _at(change.at_us)
-            values["reason"] = change.reason.value if change.reason else None
-        await session.execute(update(LegRow).where(LegRow.id == change.leg_id).values(**values))
+    def _webhooks_of(self, leg_id: str) -> list[str]:
+        info = self._legs[leg_id]
+        return self.subscriptions.for_user(info.tenant_id, info.extension)
 
     def _forget_ended(self, records: list[Record]) -> None:
         for record in records:
@@ -194,22 +233,73 @@ class _LegInfo:
                    leg.callee.number, leg.callee.name)
 
 
-def _leg_row(record: LegOpened) -> LegRow:
+_CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES = (
+    Base.metadata.tables[model.__tablename__]
+    for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow)
+)
+
+# One statement shape for every leg update of a batch (executemany): the leg's last state,
+# its first answer (not a resume from hold) and, once it hangs up, the end and the reason.
+_UPDATE_LEG = (
+    update(_LEGS)
+    .where(_LEGS.c.id == bindparam("b_id"))
+    .values(state=bindparam("b_state"),
+            answered_at=func.coalesce(_LEGS.c.answered_at, bindparam("b_answered_at")),
+            ended_at=func.coalesce(bindparam("b_ended_at"), _LEGS.c.ended_at),
+            reason=func.coalesce(bindparam("b_reason"), _LEGS.c.reason))
+)
+
+
+def _insert_new(dialect: str, table: Table) -> Insert:
+    """INSERT that skips rows whose primary key exists (both databases say it the same way,
+    through their own dialect's construct)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _leg_updates(changes: Iterable[LegChange]) -> list[dict[str, Any]]:
+    """One parameter set per leg, folding the batch's changes to it in order."""
+    folded: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        values = folded.setdefault(change.leg_id, {
+            "b_id": change.leg_id, "b_answered_at": None, "b_ended_at": None, "b_reason": None})
+        values["b_state"] = change.state.value
+        if change.state is LegState.ACTIVE and values["b_answered_at"] is None:
+            values["b_answered_at"] = _at(change.at_us)
+        if change.state is LegState.HANGUP:
+            values["b_ended_at"] = _at(change.at_us)
+            values["b_reason"] = change.reason.value if change.reason else None
+    return list(folded.values())
+
+
+def _call_values(record: LegOpened) -> dict[str, Any]:
     leg = record.leg
-    return LegRow(
-        id=leg.id,
-        call_id=leg.call_id,
-        tenant_id=leg.tenant_id,
-        user_id=leg.user_id,
-        extension=leg.extension,
-        direction=leg.direction.value,
-        state=LegState.RINGING.value,
-        caller_number=leg.caller.number,
-        caller_name=leg.caller.name,
-        callee_number=leg.callee.number,
-        callee_name=leg.callee.name,
-        created_at=_at(leg.created_us),
-    )
+    return {"id": leg.call_id, "tenant_id": leg.tenant_id, "kind": record.kind.value,
+            "created_at": _at(leg.created_us)}
+
+
+def _change_values(change: LegChange) -> dict[str, Any]:
+    return {"leg_id": change.leg_id, "sequence": change.sequence, "state": change.state.value,
+            "reason": change.reason.value if change.reason else None, "at_us": change.at_us}
+
+
+def _leg_values(record: LegOpened) -> dict[str, Any]:
+    leg = record.leg
+    return {
+        "id": leg.id,
+        "call_id": leg.call_id,
+        "tenant_id": leg.tenant_id,
+        "user_id": leg.user_id,
+        "extension": leg.extension,
+        "direction": leg.direction.value,
+        "state": LegState.RINGING.value,
+        "caller_number": leg.caller.number,
+        "caller_name": leg.caller.name,
+        "callee_number": leg.callee.number,
+        "callee_name": leg.callee.name,
+        "created_at": _at(leg.created_us),
+    }
 
 
 async def _write_binding(
