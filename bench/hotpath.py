@@ -51,16 +51,19 @@ def main(argv: list[str] | None = None) -> int:
             spy = profile.record(server.pid, args.out / "profile.txt", args.seconds,
                                  fmt="raw", gil=True)
         settings = StepSettings(seconds=args.seconds + (0 if spy is None else 2), drain_s=10)
-        names = thread_names(server.pid)
-        before = thread_cpu(server.pid)
+        pids = [server.pid, *procs.children(server.pid)]
+        names = {tid: name for pid in pids for tid, name in thread_names(pid).items()}
+        before = {tid: cpu for pid in pids for tid, cpu in thread_cpu(pid).items()}
         assert receiver.proc is not None
         others = {"webhook receiver": receiver.proc.pid, "sipp phone": phone.pid}
         others_before = {name: procs.cpu_seconds(pid) for name, pid in others.items()}
         step = run_step(work, target, caller, args.rate, settings, "hotpath")
         show(step)
-        after = thread_cpu(server.pid)
+        after = {tid: cpu for pid in pids for tid, cpu in thread_cpu(pid).items()}
+        for pid in pids[1:]:
+            names[pid] = f"worker {names.get(pid, pid)}"
         calls = step.load.counts.successful or 1
-        print("CPU ms per call by thread (user + system):")
+        print("CPU ms per call by thread (user + system; 'worker': the events worker):")
         for tid, (user, system) in sorted(after.items(), key=lambda kv: -sum(kv[1])):
             du = (user - before.get(tid, (0, 0))[0]) * 1000 / calls
             ds = (system - before.get(tid, (0, 0))[1]) * 1000 / calls

@@ -116,16 +116,38 @@ def live() -> list[str]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (hookswitch's events worker, for one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    """User + system CPU time of a process (all its threads) and of its running child
+    processes, so far: a server's helper processes are part of its cost."""
+    fields = _stat(pid)
+    own = (int(fields[11]) + int(fields[12])) / _TICKS
+    for child in children(pid):
+        with contextlib.suppress(OSError, IndexError):
+            own += cpu_seconds(child)
+    return own
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of a process and of its running child processes."""
+    total = sum(rss_mb(child) for child in children(pid))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return total + int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
 
 

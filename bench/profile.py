@@ -35,7 +35,7 @@ def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
     # Blocking sampling (py-spy pauses the process briefly for each sample): with
     # --nonblocking a third of the samples were lost to stacks that changed mid-read.
     args = [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
-            "--format", fmt, "--output", str(out)]
+            "--format", fmt, "--output", str(out), "--subprocesses"]
     if gil:
         args.append("--gil")
     return procs.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))

@@ -32,7 +32,7 @@ def _root() -> None:
     """hookswitch: a self-hosted phone server with the Call Control API v3."""
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
     # One line per migration step (alembic) is noise.
@@ -98,7 +98,7 @@ def serve(
     from hookswitch.server import ServeOptions
     from hookswitch.server import serve as run_server
 
-    _configure_logging(sip_trace)
+    configure_logging(sip_trace)
     if webhook and not demo:
         typer.echo("error: --webhook goes with --demo; use [[tenants.webhooks]] in a file",
                    err=True)

@@ -24,14 +24,15 @@ from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
-from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
-from hookswitch.events.sender import RetryPolicy, Sender
+from hookswitch.events.outbox import Subscriptions
+from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
+from hookswitch.events.worker import EventsWorker
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.queries import stored_leg
-from hookswitch.store.recorder import BindingChange, Recorder, close_open_legs, load_bindings
+from hookswitch.store.recorder import BindingChange, close_open_legs, load_bindings
 
 log = structlog.get_logger("hookswitch.server")
 
@@ -76,22 +77,16 @@ class Server:
         sip_thread = SipThread()
         from hookswitch.sip.gateway import SipGateway
 
-        def events_written(events: list[OutboxEvent], deliveries: list[OutboxDelivery]) -> None:
-            self.sender.enqueue(events, deliveries)
-            self.broadcaster.publish(events)
-
-        # The one writer: the sender's outcomes go through it too (see Recorder.write).
-        self.recorder = Recorder(sessions, subscriptions, events_written)
-        self.sender = Sender(
-            sessions,
-            subscriptions,
+        self.broadcaster = Broadcaster(sessions)
+        # The leg recorder and the webhook sender run in a process of their own
+        # (events/worker.py): this one keeps its GIL for SIP, the switch and the API.
+        self.events = EventsWorker(
+            self.options.database,
             RetryPolicy(settings.webhook_retry_first_interval,
                         settings.webhook_retry_max_interval, settings.webhook_give_up_after),
-            write=self.recorder.write,
+            self.broadcaster.publish,
         )
-        self.broadcaster = Broadcaster(sessions)
-        await self.sender.start()  # first what a crash or a stop left in the outbox
-        self.recorder.start()
+        await self.events.start()  # it first loads what a crash or a stop left in the outbox
         self.gateway = SipGateway(
             parse_hostport(self.options.sip, 5060),
             directory,
@@ -149,8 +144,7 @@ class Server:
             # The CallEnded signals of the calls that stop() ends were scheduled on this
             # loop before stop() returned, so they have run (FIFO) when this await resumes.
             await loop.run_in_executor(None, self.gateway.stop)
-            await self.recorder.drain()
-            await self.sender.stop()  # what it did not deliver stays in the outbox
+            await self.events.stop()  # writes every record; undelivered events stay queued
             await engine.dispose()
             log.info("server.stopped")
 
@@ -168,7 +162,7 @@ class Server:
         """Commands go to SIP at once; leg records go to the one writer, in order."""
         for effect in effects:
             if isinstance(effect, LegOpened | LegChange):
-                self.recorder.put(effect)
+                self.events.put(effect)
             else:
                 self.submit(effect)
 
@@ -176,7 +170,7 @@ class Server:
         self.gateway.submit(command)
 
     def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
-        self.recorder.put(BindingChange(user_id, binding, contact))
+        self.events.put(BindingChange(user_id, binding, contact))
 
 
 class _HttpServer(uvicorn.Server):

@@ -1,0 +1,192 @@
+"""The events worker: the leg recorder and the webhook sender in a process of their own.
+
+One GIL carried SIP signalling, the call switch, the database writes and the webhook POSTs;
+at about 110 calls/s the SIP thread and the writer fought over it and call events fell
+seconds behind. The server process now only hands its records over a socket pair; this
+process writes them (the one writer, ``Recorder``) and delivers the events (``Sender``).
+
+Frames each way are a 4-byte length and a pickle. Server → worker: a list of records
+(``LegOpened``, ``LegChange``, ``BindingChange``), or ``STOP``. Worker → server: ``READY``
+once the outbox is loaded, then lists of ``OutboxEvent`` for the live stream (SSE).
+
+The worker ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): it stops
+when the server sends ``STOP`` or when the socket closes because the server died, in both
+cases after writing every record it has read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import pickle
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+
+from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
+from hookswitch.events.sender import RetryPolicy, Sender
+from hookswitch.store.db import make_engine, session_factory
+from hookswitch.store.recorder import Record, Recorder
+
+log = structlog.get_logger("hookswitch.events")
+
+STOP = "stop"
+READY = "ready"
+_LENGTH = struct.Struct(">I")
+START_TIMEOUT = 60.0  # seconds for the worker to start and load the outbox
+
+
+def _frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> Any:
+    """The next message, or None at the end of the stream."""
+    try:
+        header = await reader.readexactly(_LENGTH.size)
+        return pickle.loads(await reader.readexactly(_LENGTH.unpack(header)[0]))
+    except asyncio.IncompleteReadError:
+        return None
+
+
+class EventsWorker:
+    """The server's end: starts the worker process and feeds it records, in order."""
+
+    def __init__(self, database: str, policy: RetryPolicy,
+                 on_events: Callable[[list[OutboxEvent]], None]) -> None:
+        self._database = database
+        self._policy = policy
+        self._on_events = on_events
+        self._pending: list[Record] = []  # put in this loop iteration, sent at its end
+        self._writer: asyncio.StreamWriter | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hookswitch.events.worker",
+                "--fd", str(theirs.fileno()), "--database", self._database,
+                "--retry", json.dumps(asdict(self._policy)),
+                *(["--verbose"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []),
+                pass_fds=(theirs.fileno(),),
+            )
+        reader, self._writer = await asyncio.open_connection(sock=ours)
+        first = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
+        if first != READY:
+            raise RuntimeError("the events worker did not start (see its log above)")
+        self._reading = asyncio.create_task(self._read(reader), name="events-worker-read")
+
+    def put(self, record: Record) -> None:
+        if not self._pending:
+            # One frame per loop iteration, whatever the number of records in it.
+            asyncio.get_running_loop().call_soon(self._send)
+        self._pending.append(record)
+
+    def _send(self) -> None:
+        records, self._pending = self._pending, []
+        if self._writer is not None and records:
+            self._writer.write(_frame(records))
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Send what is pending, then STOP; wait until the worker has written it all."""
+        self._stopping = True
+        self._send()
+        if self._writer is None or self._process is None:
+            return
+        with contextlib.suppress(ConnectionError):
+            self._writer.write(_frame(STOP))
+            await self._writer.drain()
+        try:
+            await asyncio.wait_for(self._process.wait(), timeout)
+        except TimeoutError:
+            log.error("events.worker_stop_timeout", timeout=timeout)
+            self._process.kill()
+            await self._process.wait()
+        if self._reading is not None:
+            self._reading.cancel()
+        self._writer.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while (message := await _read_frame(reader)) is not None:
+            self._on_events(message)
+        if not self._stopping:
+            # Records sent since its last commit may be lost; the next start closes any
+            # leg this leaves open (HANGUP, reason failed).
+            log.error("events.worker_died", returncode=await self._wait_exit())
+            try:
+                await self.start()
+            except Exception:
+                log.exception("events.worker_restart_failed")
+
+    async def _wait_exit(self) -> int | None:
+        assert self._process is not None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self._process.wait(), 5)
+        return None
+
+
+# --- the worker process ------------------------------------------------------------------
+
+
+async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
+    engine = make_engine(database)
+    sessions = session_factory(engine)
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
+    async with sessions() as session:
+        subscriptions = await Subscriptions.load(session)
+
+    def events_written(events: list[OutboxEvent], deliveries: list[OutboxDelivery]) -> None:
+        sender.enqueue(events, deliveries)
+        writer.write(_frame(events))
+
+    recorder = Recorder(sessions, subscriptions, events_written)
+    sender = Sender(sessions, subscriptions, policy, write=recorder.write)
+    await sender.start()  # first what a crash or a stop left in the outbox
+    recorder.start()
+    writer.write(_frame(READY))
+    try:
+        while (message := await _read_frame(reader)) not in (None, STOP):
+            records: Sequence[Record] = message
+            for record in records:
+                recorder.put(record)
+    finally:
+        await recorder.drain()
+        await sender.stop()  # what it did not deliver stays in the outbox
+        await engine.dispose()
+        writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hookswitch.cli import configure_logging
+
+    parser = argparse.ArgumentParser(description="hookswitch events worker (started by serve)")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--retry", default="{}", help="RetryPolicy fields, as JSON")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # the server decides when this stops
+    configure_logging(args.verbose)
+    asyncio.run(_serve(args.fd, args.database, RetryPolicy(**json.loads(args.retry))))
+
+
+if __name__ == "__main__":
+    main()
