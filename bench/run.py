@@ -80,7 +80,7 @@ FULL = Plan(
     trunk=StepSettings(seconds=10, drain_s=10, max_steps=10, resolution=2),
     auth=StepSettings(seconds=10, drain_s=10, max_steps=9, resolution=2),
     sippy=StepSettings(seconds=10, drain_s=0, max_steps=10, resolution=10, growth=2.0),
-    trunk_start=10, auth_start=10, sippy_start=50,
+    trunk_start=40, auth_start=30, sippy_start=50,
     c2d_requests=600, memory_calls=3000, memory_fill=50, stop_grace_s=30,
     budget_s=1800,
 )
@@ -89,7 +89,7 @@ QUICK = Plan(
     trunk=StepSettings(seconds=3, drain_s=5, max_steps=4, resolution=5, idle_timeout_s=6),
     auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=6),
     sippy=StepSettings(seconds=3, drain_s=0, max_steps=4, resolution=20, idle_timeout_s=6),
-    trunk_start=25, auth_start=20, sippy_start=150,
+    trunk_start=60, auth_start=40, sippy_start=150,
     c2d_requests=100, memory_calls=2000, memory_fill=60, stop_grace_s=15,
     budget_s=600,
 )
