@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -269,3 +270,20 @@ def test_live_stream_resumes_with_last_event_id(
     assert [f["event"]["state"] for f in frames] == ["RINGING", "ACTIVE", "HANGUP"]
     assert {f["event"]["id"] for f in frames} == {started["call_leg_id"]}
     assert [int(f["id"]) for f in frames] == sorted(int(f["id"]) for f in frames)
+
+
+def test_a_killed_events_worker_is_restarted_and_later_calls_are_delivered(
+    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+) -> None:
+    register(server, make_baresip, "210")
+    register(server, make_baresip, "200")
+    [worker] = server.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: server.worker_pids() not in ([], [worker]), 20,
+               message="the server did not start a new events worker")
+    started = c2d(server)
+    server.wait_states("200", ["RINGING", "ACTIVE"])
+    hangup(server, started["call_leg_id"])
+    receiver.wait_states("210", ["RINGING", "ACTIVE", "HANGUP(api)"])
+    receiver.wait_states("200", ["RINGING", "ACTIVE", "HANGUP(api)"])
+    assert "events.worker_died" in server.log

@@ -5,12 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.phones.wait import wait_until
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, running
 
 OPTIONS = (
     "OPTIONS sip:127.0.0.1 SIP/2.0\r\n"
@@ -126,34 +125,13 @@ def test_sigterm_stops_cleanly(server: RunningServer) -> None:
     assert "server.stopped" in server.log
 
 
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name (state, parent, ...); None once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _running(pid: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z"  # a zombie has exited
-
-
-def _children(pid: int) -> list[int]:
-    """Running processes whose parent is ``pid`` (the server's events worker)."""
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and _running(int(entry.name))
-            and (_stat(int(entry.name)) or ["", "0"])[1] == str(pid)]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_the_events_worker_never_outlives_the_server(
     server: RunningServer, sig: signal.Signals
 ) -> None:
-    assert server.process is not None
-    workers = _children(server.process.pid)
+    workers = server.worker_pids()
     assert len(workers) == 1, "serve runs one events worker process"
     server.stop(sig)
     # SIGTERM: the server stops it; SIGKILL: it sees its socket close and exits by itself.
-    wait_until(lambda: not _running(workers[0]), 10,
+    wait_until(lambda: not running(workers[0]), 10,
                message="the events worker is still running")

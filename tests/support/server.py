@@ -138,6 +138,11 @@ class RunningServer:
             self.process.wait()
             raise AssertionError(f"server ignored signal {sig}:\n{self.log}") from None
 
+    def worker_pids(self) -> list[int]:
+        """The server's running child processes: its events worker."""
+        assert self.process is not None
+        return _children(self.process.pid)
+
     # --- what the server recorded ------------------------------------------------------
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -197,3 +202,23 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
         )
     )
     return server
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state, parent, ...); None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def running(pid: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"  # a zombie has exited
+
+
+def _children(pid: int) -> list[int]:
+    """Running processes whose parent is ``pid`` (the server's events worker)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and running(int(entry.name))
+            and (_stat(int(entry.name)) or ["", "0"])[1] == str(pid)]
