@@ -28,6 +28,7 @@ from hookswitch.events.outbox import Subscriptions
 from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
 from hookswitch.events.worker import EventsWorker
+from hookswitch.heap import settle_after_startup
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
@@ -107,6 +108,7 @@ class Server:
         self.call_control = CallControl(
             self.switch, self.apply, partial(stored_leg, sessions), now_us, new_call_id
         )
+        settle_after_startup()
         self.gateway.start(sip_thread)
         http_host, http_port = parse_hostport(self.options.http, 8080)
         app = create_app(

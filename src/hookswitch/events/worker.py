@@ -34,6 +34,7 @@ import structlog
 
 from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.events.sender import RetryPolicy, Sender
+from hookswitch.heap import settle_after_startup
 from hookswitch.store.db import make_engine, session_factory
 from hookswitch.store.recorder import Record, Recorder
 
@@ -160,6 +161,7 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
     sender = Sender(sessions, subscriptions, policy, write=recorder.write)
     await sender.start()  # first what a crash or a stop left in the outbox
     recorder.start()
+    settle_after_startup()
     writer.write(_frame(READY))
     try:
         while (message := await _read_frame(reader)) not in (None, STOP):
