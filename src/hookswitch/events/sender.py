@@ -35,7 +35,8 @@ from hookswitch.store.db import as_utc
 
 log = structlog.get_logger("hookswitch.events")
 
-TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
+# The documented timeouts: 5 s to connect, 10 s for each read of the answer.
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=10.0)
 USER_AGENT = "hookswitch-webhooks/1"
 MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer read (and ignored); the rest is dropped
 RETRIABLE = {408, 425, 429}
