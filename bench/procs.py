@@ -181,5 +181,12 @@ def cpu_snapshot() -> CpuSnapshot:
     return CpuSnapshot(time.monotonic(), busy, ours)
 
 
+def udp_bound(port: int) -> bool:
+    """True when a UDP socket on this machine is bound to ``port`` (/proc/net/udp)."""
+    wanted = f":{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(line.split()[1].endswith(wanted) for line in lines)
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -6,8 +6,9 @@
    registered as 200. Call-rate search: a sipp caller on the trunk address calls 200's
    number; answered, held briefly, BYE. Then the same search for 210 → 200 with digest
    auth, then click-to-dial at a steady 20 requests/s.
-2. bare sippy's b2bua_simple between the same sipp caller port and the same sipp phone
-   process: the same search.
+2. bare sippy's b2bua_simple between the same sipp caller and phone ports: the same
+   search. Every step of every search starts a new phone process on that port, so that
+   the calls an overloaded step left behind do not load the next step.
 3. A fresh hookswitch holding thousands of established calls: RSS growth per call.
 
 Everything runs on 127.0.0.1 and every process started is stopped on the way out.
@@ -125,10 +126,14 @@ def machine() -> dict[str, str]:
 
 
 def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSettings,
-               start: float, label: str) -> list[Step]:
+               start: float, label: str, fresh_phone: Callable[[], None]) -> list[Step]:
     counter = iter(range(1, 1000))
 
     def step(rate: float) -> Step:
+        # An overloaded step leaves the phone with dead calls still retransmitting their
+        # 200s for up to 32 s; the next step (or the other system's search) would pay for
+        # them. Every step starts with a new phone process on the same port.
+        fresh_phone()
         wait_idle(target.pid, settings.idle_timeout_s)
         return run_step(workdir, target, caller, rate, settings, f"{label}-{next(counter)}")
 
@@ -139,10 +144,11 @@ def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSett
 
 
 def profile_knee(workdir: Path, out: Path, target: Target, caller: Caller, rate: float,
-                 seconds: int) -> None:
+                 seconds: int, fresh_phone: Callable[[], None]) -> None:
     """Run a step at ``rate`` under py-spy: raw stacks of the GIL holder, and an SVG."""
     for kind, gil, name in (("raw", True, "profile.txt"), ("flamegraph", False, "profile.svg")):
         settings = StepSettings(seconds=seconds + 4, drain_s=10)
+        fresh_phone()
         wait_idle(target.pid)
         spy = profile.record(target.pid, out / name, seconds, fmt=kind, gil=gil)
         show(run_step(workdir, target, caller, rate, settings, f"profile-{kind}"))
@@ -220,7 +226,13 @@ class Run:
                             keys={"caller": TRUNK_CALLER})
         self.auth = Caller("uac_auth_call.xml", procs.free_port(), CALLEE,
                            auth=(CALLER, PASSWORDS[CALLER]))
-        self.phone: procs.Proc | None = None  # the sipp phone of both call-rate searches
+        self.phone: procs.Proc | None = None  # the sipp phone (UAS) of the call-rate steps
+
+    def fresh_phone(self) -> None:
+        """A new sipp UAS on the phone's port (the registration stays: same address)."""
+        if self.phone is not None:
+            self.phone.stop()
+        self.phone = sipp.start_uas(self.work, self.phone_port, self.plan.budget_s)
 
     def phase(self, name: str, body: Callable[[], None]) -> bool:
         """Run one phase; a failure is reported in the results and the run goes on."""
@@ -241,7 +253,7 @@ class Run:
         self.results.machine["hookswitch commit"] = git_head()
         try:
             sipp.register(work, self.phone_port, server.sip, CALLEE, PASSWORDS[CALLEE])
-            self.phone = sipp.start_uas(work, self.phone_port, plan.budget_s)
+            self.fresh_phone()
             self.hookswitch_runs(server, with_profile)
         finally:
             self.stopped("hookswitch", server.stop())
@@ -250,11 +262,12 @@ class Run:
         plan, work, results = self.plan, self.work, self.results
         hs = Target("hookswitch", server.pid, server.sip, 3, self.receiver.events)
         results.trunk = run_search(work, hs, self.trunk, plan.trunk, plan.trunk_start,
-                                   "hookswitch")
+                                   "hookswitch", self.fresh_phone)
 
         say("== hookswitch: call-rate search, 210 → 200 with digest auth")
         hs_auth = Target("hookswitch-auth", server.pid, server.sip, 6, self.receiver.events)
-        results.auth = run_search(work, hs_auth, self.auth, plan.auth, plan.auth_start, "auth")
+        results.auth = run_search(work, hs_auth, self.auth, plan.auth, plan.auth_start, "auth",
+                                  self.fresh_phone)
 
         say(f"== hookswitch: click-to-dial, {plan.c2d_requests} requests at {C2D_RATE:.0f}/s")
         wait_idle(server.pid, plan.trunk.idle_timeout_s)
@@ -267,18 +280,18 @@ class Run:
         if with_profile and knee is not None:
             say(f"== hookswitch: py-spy at the knee ({knee.rate:.0f} cps)")
             self.phase("profile", lambda: profile_knee(work, self.out, hs, self.trunk,
-                                                       knee.rate, 20))
+                                                       knee.rate, 20, self.fresh_phone))
 
     def sippy(self) -> None:
         if self.phone is None or self.phone.poll() is not None:
             raise RuntimeError("no sipp phone (the hookswitch phase did not start it)")
-        say("== bare sippy b2bua_simple: call-rate search, same sipp caller port and phone")
+        say("== bare sippy b2bua_simple: call-rate search, same sipp caller and phone ports")
         bare = BareSippy(self.work / "sippy", ("127.0.0.1", self.phone_port))
         bare.start()
         try:
             sp = Target("sippy", bare.pid, bare.sip)
             self.results.sippy = run_search(self.work, sp, self.trunk, self.plan.sippy,
-                                            self.plan.sippy_start, "sippy")
+                                            self.plan.sippy_start, "sippy", self.fresh_phone)
         finally:
             self.stopped("b2bua_simple", bare.stop(), -signal.SIGTERM)
             self.phone.stop()

@@ -48,9 +48,13 @@ def start_uas(workdir: Path, port: int, lifetime_s: float) -> Proc:
     """A phone on 127.0.0.1:``port`` answering every INVITE (180, 200) until BYE."""
     args = [*_base("uas_answer.xml", port, lifetime_s), "-aa", "-m", str(UAS_MAX_CALLS)]
     proc = procs.start(f"sipp-uas-{port}", args, workdir / f"uas_{port}.log", cwd=workdir)
-    time.sleep(0.3)  # let it bind before the first INVITE
-    if proc.poll() is not None:
-        raise RuntimeError(f"sipp UAS on {port} exited at once, see {proc.log}")
+
+    def bound() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sipp UAS on {port} exited at once, see {proc.log}")
+        return procs.udp_bound(port)
+
+    procs.wait_until(bound, 10, 0.02, f"sipp UAS did not bind 127.0.0.1:{port}")
     return proc
 
 
