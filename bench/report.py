@@ -71,7 +71,7 @@ def table(results: Results) -> str:
         ("sustained call rate, trunk → phone, zero failed calls (call_cps / sippy_cps)",
          fmt(s["call_cps"], 0), fmt(s["sippy_cps"], 0)),
         ("ratio hookswitch / bare sippy", fmt(s["ratio"], 2), ""),
-        ("CPU ms per call at that rate (server process, all threads)",
+        ("CPU ms per call at that rate (server process and its child processes, all threads)",
          _at(hs, "cpu"), _at(sp, "cpu")),
         ("call setup p50 / p99 ms at that rate (INVITE → 200, sipp)",
          _at(hs, "setup"), _at(sp, "setup")),
