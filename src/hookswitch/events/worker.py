@@ -74,11 +74,9 @@ class EventsWorker:
         self._reading: asyncio.Task[None] | None = None
         self._stopping = False
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     async def start(self) -> None:
+        if self._writer is not None:  # a restart: the old socket is dead
+            self._writer.close()
         ours, theirs = socket.socketpair()
         with theirs:
             self._process = await asyncio.create_subprocess_exec(
@@ -89,8 +87,14 @@ class EventsWorker:
                 pass_fds=(theirs.fileno(),),
             )
         reader, self._writer = await asyncio.open_connection(sock=ours)
-        first = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
+        try:
+            first = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
+        except TimeoutError:
+            first = None
         if first != READY:
+            if self._process.returncode is None:
+                self._process.kill()
+            await self._process.wait()
             raise RuntimeError("the events worker did not start (see its log above)")
         self._reading = asyncio.create_task(self._read(reader), name="events-worker-read")
 
@@ -126,7 +130,10 @@ class EventsWorker:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while (message := await _read_frame(reader)) is not None:
-            self._on_events(message)
+            try:
+                self._on_events(message)
+            except Exception:  # the live stream must not stop reading the worker
+                log.exception("events.publish_failed")
         if not self._stopping:
             # Records sent since its last commit may be lost; the next start closes any
             # leg this leaves open (HANGUP, reason failed).
