@@ -3,8 +3,9 @@
     python -m bench.hotpath [--rate 40] [--seconds 20] [--out bench/results/hotpath]
 
 Starts the same server, receiver and sipp phone as ``bench.run``, offers trunk calls at
-``--rate`` for ``--seconds`` under py-spy (GIL holder only) and prints the step and the
-hot spots. Loopback only; every process started is stopped.
+``--rate`` for ``--seconds`` (under py-spy, GIL holder only, unless ``--no-profile``) and
+prints the step, the CPU per call of every thread of the server and its events worker, and
+the hot spots. Loopback only; every process started is stopped.
 """
 
 from __future__ import annotations
@@ -83,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
     """Per thread of ``pid``: user and system CPU seconds so far."""
-    ticks = 100.0  # os.sysconf("SC_CLK_TCK") on Linux
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        out[int(task.name)] = (int(fields[11]) / ticks, int(fields[12]) / ticks)
+        fields = procs.stat_fields(task / "stat")
+        out[int(task.name)] = (int(fields[11]) / procs.TICKS, int(fields[12]) / procs.TICKS)
     return out
 
 

@@ -113,11 +113,16 @@ def live() -> list[str]:
 
 # --- /proc ------------------------------------------------------------------------------
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def stat_fields(path: Path) -> list[str]:
+    """A /proc stat file after the command name: state, parent, ..., utime at [11]."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def _stat(pid: int | str) -> list[str]:
+    return stat_fields(Path(f"/proc/{pid}/stat"))
 
 
 def children(pid: int) -> list[int]:
@@ -135,7 +140,7 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) and of its running child
     processes, so far: a server's helper processes are part of its cost."""
     fields = _stat(pid)
-    own = (int(fields[11]) + int(fields[12])) / _TICKS
+    own = (int(fields[11]) + int(fields[12])) / TICKS
     for child in children(pid):
         with contextlib.suppress(OSError, IndexError):
             own += cpu_seconds(child)
@@ -172,9 +177,9 @@ def cpu_snapshot() -> CpuSnapshot:
     child still running (the servers, sipp, the receiver, py-spy)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    busy = (user + nice + system + irq + softirq + steal) / _TICKS
-    me = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    ours = sum(int(me[i]) for i in (11, 12, 13, 14)) / _TICKS
+    busy = (user + nice + system + irq + softirq + steal) / TICKS
+    me = _stat("self")
+    ours = sum(int(me[i]) for i in (11, 12, 13, 14)) / TICKS
     for proc in list(_live):
         with contextlib.suppress(OSError, ValueError, IndexError):
             ours += cpu_seconds(proc.pid)

@@ -72,8 +72,7 @@ class HotSpots:
 ACTIVITIES = (
     ("webhook sender (events/sender.py)", "hookswitch/events/sender.py"),
     ("leg recorder + outbox (store/recorder.py)", "hookswitch/store/recorder.py"),
-    ("webhook HTTP client (httpx, httpcore)", "httpcore/"),
-    ("webhook HTTP client (httpx, httpcore)", "httpx/"),
+    ("webhook HTTP client (aiohttp)", "aiohttp/"),
     ("event stream (events/stream.py)", "hookswitch/events/stream.py"),
     ("HTTP API (uvicorn, FastAPI)", "uvicorn/"),
     ("HTTP API (uvicorn, FastAPI)", "starlette/"),

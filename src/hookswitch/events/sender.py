@@ -91,15 +91,15 @@ class Sender:
         self,
         sessions: async_sessionmaker[AsyncSession],
         subscriptions: Subscriptions,
+        write: Callable[[Callable[[AsyncSession], Awaitable[None]]], Awaitable[None]],
         policy: RetryPolicy | None = None,
         concurrency: int = 16,
-        write: Callable[[Callable[[AsyncSession], Awaitable[None]]], Awaitable[None]]
-        | None = None,
     ) -> None:
-        """``write`` applies a change in a committed transaction: the server passes the one
-        writer's (``Recorder.write``), so that SQLite never sees two writers at once."""
+        """``write`` applies a change in a committed transaction: the one writer's
+        (``Recorder.write``), so that SQLite never sees two writers at once. ``sessions``
+        only reads."""
         self._sessions = sessions
-        self._write = write or self._write_alone
+        self._write = write
         self._subscriptions = subscriptions
         self.policy = policy or RetryPolicy()
         self._slots = asyncio.Semaphore(concurrency)
@@ -259,10 +259,6 @@ class Sender:
         await self._write(apply)
 
     # --- the database side -------------------------------------------------------------
-
-    async def _write_alone(self, apply: Callable[[AsyncSession], Awaitable[None]]) -> None:
-        async with self._sessions.begin() as session:
-            await apply(session)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -165,7 +165,7 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
         writer.write(_frame(events))
 
     recorder = Recorder(sessions, subscriptions, events_written)
-    sender = Sender(sessions, subscriptions, policy, write=recorder.write)
+    sender = Sender(sessions, subscriptions, recorder.write, policy)
     await sender.start()  # first what a crash or a stop left in the outbox
     recorder.start()
     settle_after_startup()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Insert, Table, bindparam, delete, func, select, update
+from sqlalchemy import Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -150,7 +150,7 @@ class Recorder:
         if opened:
             # A call's second leg may come in a later batch: its call row is there already.
             calls = {r.leg.call_id: _call_values(r) for r in opened}
-            await conn.execute(_insert_new(conn.dialect.name, _CALLS), list(calls.values()))
+            await conn.execute(_NEW_CALLS[conn.dialect.name], list(calls.values()))
             await conn.execute(_LEGS.insert(), [_leg_values(r) for r in opened])
         changes: list[LegChange] = []
         for record in records:
@@ -250,12 +250,11 @@ _UPDATE_LEG = (
 )
 
 
-def _insert_new(dialect: str, table: Table) -> Insert:
-    """INSERT that skips rows whose primary key exists (both databases say it the same way,
-    through their own dialect's construct)."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+# INSERT that skips calls whose row exists: the same clause, each database's own construct.
+_NEW_CALLS: dict[str, Insert] = {
+    "postgresql": postgresql.insert(_CALLS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_CALLS).on_conflict_do_nothing(),
+}
 
 
 def _leg_updates(changes: Iterable[LegChange]) -> list[dict[str, Any]]:
