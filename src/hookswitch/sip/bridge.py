@@ -41,8 +41,10 @@ from hookswitch.calls.commands import (
     Signal,
     UserPickedUp,
 )
+from hookswitch.calls.dialogs import DialogRecord, DialogsClosed, DialogsSaved
 from hookswitch.calls.ids import CallId
 from hookswitch.calls.leg import HangupReason
+from hookswitch.sip.dialogs import snapshot
 from hookswitch.sip.translate import event_body, failure_status, reason_for_status
 
 _HOLD = re.compile(r"^(a=(sendonly|inactive)|c=IN IP[46] (0\.0\.0\.0|::))\s*$", re.M)
@@ -95,6 +97,7 @@ class Bridge:
         emit: Callable[[Signal], object],
         now_us: Callable[[], int],
         on_done: Callable[[CallId], None],
+        on_dialogs: Callable[[DialogRecord], object] = lambda record: None,
     ) -> None:
         self.call_id = call_id
         # The dialog with the calling phone or trunk; for a click-to-dial, the user's phone
@@ -109,6 +112,8 @@ class Bridge:
         self._emit = emit
         self._now_us = now_us
         self._on_done = on_done
+        self._on_dialogs = on_dialogs
+        self._dialogs_saved = False
         self._ringing = False
         self._held = {"caller": False, "callee": False}
         self._fail_statuses: list[int] = []
@@ -157,6 +162,7 @@ class Bridge:
             if isinstance(event, CCEventPreConnect) and self.offer_body is not None:
                 ua.recvEvent(CCEventConnect((200, "OK", inactive_copy(self.offer_body))))
             self._emit(UserPickedUp(call_id=self.call_id, at_us=self._now_us()))
+            self._save_dialogs()
         elif isinstance(event, CCEventFail | CCEventDisconnect):
             self.user_forks.remove(ua)
             self._fail_statuses.append(failure_status(event))
@@ -239,6 +245,8 @@ class Bridge:
             self._note_hold("caller", event.getData())
         if self.callee is not None:
             self.callee.recvEvent(event)
+            if isinstance(event, CCEventUpdate):
+                self._save_dialogs()  # the re-INVITE used up a CSeq of the callee's dialog
 
     def _fork_event(self, event: Any, ua: Any) -> None:
         if self.done:
@@ -253,6 +261,8 @@ class Bridge:
             if isinstance(event, CCEventUpdate):
                 self._note_hold("callee", event.getData())
             self.caller.recvEvent(event)
+            if isinstance(event, CCEventUpdate):
+                self._save_dialogs()
 
     def _fork_before_answer(self, event: Any, ua: Any) -> None:
         if ua not in self.forks:
@@ -274,6 +284,7 @@ class Bridge:
             else:
                 self.caller.recvEvent(event)
             self._emit(CallAnswered(call_id=self.call_id, at_us=self._now_us()))
+            self._save_dialogs()
         elif isinstance(event, CCEventFail | CCEventDisconnect):
             self.forks.remove(ua)
             self._fail_statuses.append(failure_status(event))
@@ -291,6 +302,13 @@ class Bridge:
         self._finish(HangupReason.NO_ANSWER)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _save_dialogs(self) -> None:
+        """Report the answered dialogs, so that a crash can still end them (calls/dialogs.py)."""
+        dialogs = tuple(d for d in (snapshot(self.caller), snapshot(self.callee)) if d)
+        if dialogs:
+            self._dialogs_saved = True
+            self._on_dialogs(DialogsSaved(call_id=self.call_id, dialogs=dialogs))
 
     def _note_hold(self, side: str, body: Any) -> None:
         before = any(self._held.values())
@@ -326,6 +344,8 @@ class Bridge:
         self._stop_ring_timer()
         if reason is not None:
             self._emit(CallEnded(call_id=self.call_id, reason=reason, at_us=self._now_us()))
+        if self._dialogs_saved:
+            self._on_dialogs(DialogsClosed(call_id=self.call_id))
         self._on_done(self.call_id)
 
 

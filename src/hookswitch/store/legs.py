@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookswitch.store.base import Base
@@ -58,3 +59,16 @@ class IdempotencyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(String(4000))
+
+
+class DialogRow(Base):
+    """A SIP dialog of an answered call, kept so that a crash can still end it with BYE
+    (calls/dialogs.py). Deleted when the call ends normally."""
+
+    __tablename__ = "dialogs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(36), index=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0 the caller's side, 1 the callee's
+    dialog: Mapped[dict[str, Any]] = mapped_column(JSON)
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

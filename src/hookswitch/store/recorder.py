@@ -14,6 +14,7 @@ from sqlalchemy import Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookswitch.calls.dialogs import Dialog, DialogRecord, DialogsClosed, DialogsSaved
 from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
 from hookswitch.calls.switch import LegOpened
 from hookswitch.directory.models import BindingRow
@@ -30,7 +31,8 @@ from hookswitch.events.outbox import (
 from hookswitch.sip.location import Binding
 from hookswitch.store.base import Base
 from hookswitch.store.db import as_utc
-from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
+from hookswitch.store.legs import CallRow, DialogRow, LegChangeRow, LegRow
+from hookswitch.store.lock import DEFAULT_NODE
 
 log = structlog.get_logger("hookswitch.store")
 
@@ -60,7 +62,7 @@ class Write:
     done: asyncio.Future[None]
 
 
-Record = LegOpened | LegChange | BindingChange | Write
+Record = LegOpened | LegChange | BindingChange | DialogRecord | Write
 
 
 class Recorder:
@@ -71,8 +73,10 @@ class Recorder:
         sessions: async_sessionmaker[AsyncSession],
         subscriptions: Subscriptions | None = None,
         on_events: Callable[[list[OutboxEvent], list[OutboxDelivery]], None] | None = None,
+        node_id: str = DEFAULT_NODE,
     ) -> None:
         self._sessions = sessions
+        self._node_id = node_id
         self.subscriptions = subscriptions or Subscriptions()
         self._on_events = on_events or (lambda events, deliveries: None)
         self._legs: dict[str, _LegInfo] = {}  # live legs, for their events' fixed fields
@@ -165,6 +169,8 @@ class Recorder:
                     await _write_binding(session, user_id, binding, contact)
                 case Write(apply=apply):
                     await apply(session)
+        await self._write_dialogs(conn, [r for r in records
+                                         if isinstance(r, DialogsSaved | DialogsClosed)])
         if not changes:
             return [], []
         updates = _leg_updates(c for c in changes if c.sequence > 1)
@@ -194,6 +200,23 @@ class Recorder:
                             d["created_at"])
              for delivery_id, d in zip(delivery_ids, deliveries, strict=True)],
         )
+
+    async def _write_dialogs(self, conn: Any, records: list[DialogRecord]) -> None:
+        """The last word on each call's dialogs: its saved ones replace the older, a close
+        removes them."""
+        if not records:
+            return
+        latest = {record.call_id: record for record in records}
+        await conn.execute(delete(_DIALOGS).where(_DIALOGS.c.call_id.in_(list(latest))))
+        now = datetime.now(UTC)
+        rows = [
+            {"call_id": call_id, "node_id": self._node_id, "position": position,
+             "dialog": _dialog_json(dialog), "saved_at": now}
+            for call_id, record in latest.items() if isinstance(record, DialogsSaved)
+            for position, dialog in enumerate(record.dialogs)
+        ]
+        if rows:
+            await conn.execute(_DIALOGS.insert(), rows)
 
     def _event_values(self, change: LegChange) -> dict[str, Any]:
         info = self._legs[change.leg_id]
@@ -233,9 +256,9 @@ class _LegInfo:
                    leg.callee.number, leg.callee.name)
 
 
-_CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES = (
+_CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS = (
     Base.metadata.tables[model.__tablename__]
-    for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow)
+    for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow, DialogRow)
 )
 
 # One statement shape for every leg update of a batch (executemany): the leg's last state,
@@ -358,6 +381,38 @@ async def close_open_legs(
         for webhook_id in subscriptions.for_user(leg.tenant_id, leg.extension):
             session.add(new_delivery(event, webhook_id))
     return len(open_legs)
+
+
+def _dialog_json(dialog: Dialog) -> dict[str, Any]:
+    return {"sip_call_id": dialog.sip_call_id, "local_uri": dialog.local_uri,
+            "remote_uri": dialog.remote_uri, "remote_target": dialog.remote_target,
+            "route_set": list(dialog.route_set), "next_cseq": dialog.next_cseq,
+            "next_hop": list(dialog.next_hop), "transport": dialog.transport}
+
+
+def _dialog_of(data: dict[str, Any]) -> Dialog:
+    host, port = data["next_hop"]
+    return Dialog(sip_call_id=data["sip_call_id"], local_uri=data["local_uri"],
+                  remote_uri=data["remote_uri"], remote_target=data["remote_target"],
+                  route_set=tuple(data["route_set"]), next_cseq=int(data["next_cseq"]),
+                  next_hop=(str(host), int(port)), transport=data.get("transport", "udp"))
+
+
+async def take_orphaned_dialogs(session: AsyncSession, node_id: str) -> list[Dialog]:
+    """The dialogs of calls that were answered when the node stopped without ending them
+    (a crash): removed from the table, for the caller to end with BYE."""
+    rows = (await session.scalars(
+        select(DialogRow).where(DialogRow.node_id == node_id)
+        .order_by(DialogRow.call_id, DialogRow.position)
+    )).all()
+    await session.execute(delete(DialogRow).where(DialogRow.node_id == node_id))
+    dialogs = []
+    for row in rows:
+        try:
+            dialogs.append(_dialog_of(row.dialog))
+        except (KeyError, TypeError, ValueError):
+            log.warning("store.unreadable_dialog", call_id=row.call_id)
+    return dialogs
 
 
 async def load_bindings(session: AsyncSession) -> list[Binding]:
