@@ -58,6 +58,8 @@ class ServerSection(_Strict):
     webhook_retry_first_interval: Annotated[float, Field(gt=0)] = 1.0
     webhook_retry_max_interval: Annotated[float, Field(gt=0)] = 600.0
     webhook_give_up_after: Annotated[float, Field(gt=0)] = 3600.0
+    # Live event streams (GET /v3/events) one user may hold open at once; the next gets 429.
+    max_streams_per_user: Annotated[int, Field(gt=0, le=1000)] = 10
 
     @field_validator("http", "sip")
     @classmethod

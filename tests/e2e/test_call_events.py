@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -269,7 +270,9 @@ def test_live_stream_resumes_with_last_event_id(
     listen(frames[0]["id"], 3)
     assert [f["event"]["state"] for f in frames] == ["RINGING", "ACTIVE", "HANGUP"]
     assert {f["event"]["id"] for f in frames} == {started["call_leg_id"]}
-    assert [int(f["id"]) for f in frames] == sorted(int(f["id"]) for f in frames)
+    assert [f["event"]["sequence"] for f in frames] == ["1", "2", "3"]
+    # Each message's id is its event's own id (the webhook-id), not an outbox row number.
+    assert all(re.fullmatch(r"msg_[0-9a-f]{32}", f["id"]) for f in frames)
 
 
 def test_a_killed_events_worker_is_restarted_and_later_calls_are_delivered(

@@ -20,6 +20,7 @@ from hookswitch.calls.errors import (
     NotOwner,
     NotParticipant,
 )
+from hookswitch.events.stream import BadCursor, StreamError, TooManyStreams
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://hookswitch.dev/problems/"
@@ -68,6 +69,12 @@ STATUS_BY_ERROR: dict[type[CallControlError], int] = {
     LegNotFound: 404,
     NoRegisteredDevice: 409,
     InvalidDestination: 422,
+}
+
+
+STATUS_BY_STREAM_ERROR: dict[type[StreamError], int] = {
+    BadCursor: 400,
+    TooManyStreams: 429,
 }
 
 
@@ -125,6 +132,12 @@ def install(app: FastAPI) -> None:
         problem = from_domain(exc)
         return problem_response(problem.status, problem.code, problem.title, problem.detail,
                                 _rate_headers(request), problem.errors)
+
+    @app.exception_handler(StreamError)
+    async def _stream(_: Request, exc: StreamError) -> JSONResponse:
+        status = STATUS_BY_STREAM_ERROR.get(type(exc), 400)
+        headers = {"Retry-After": "5"} if status == 429 else None
+        return problem_response(status, exc.code, exc.title, exc.detail, headers)
 
     @app.exception_handler(BodyError)
     async def _body(request: Request, exc: BodyError) -> JSONResponse:

@@ -15,6 +15,7 @@ class Principal:
     user_id: UserId
     tenant_id: TenantId
     extension: str
+    token_id: str | None = None  # which token: open event streams end with it
 
 
 def ensure_owner(principal: Principal, tenant_id: str, extension: str) -> None:

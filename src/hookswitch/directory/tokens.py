@@ -49,8 +49,23 @@ async def principal_for(session: AsyncSession, token: str) -> Principal | None:
     if stored.expires_at is not None and as_utc(stored.expires_at) <= datetime.now(UTC):
         return None
     return Principal(
-        user_id=UserId(user.id), tenant_id=TenantId(user.tenant_id), extension=user.extension
+        user_id=UserId(user.id), tenant_id=TenantId(user.tenant_id), extension=user.extension,
+        token_id=stored.id,
     )
+
+
+async def live_tokens(session: AsyncSession, token_ids: set[str]) -> set[str]:
+    """Which of these tokens still act for their user: not revoked, not expired, and the
+    user still exists (removing a user deletes its tokens)."""
+    rows = await session.execute(
+        select(ApiTokenRow.id, ApiTokenRow.expires_at).where(
+            ApiTokenRow.id.in_(token_ids), ApiTokenRow.revoked_at.is_(None)
+        )
+    )
+    now = datetime.now(UTC)
+    # Compared here, not in SQL: SQLite keeps these datetimes as text without a zone.
+    return {token_id for token_id, expires in rows.all()
+            if expires is None or as_utc(expires) > now}
 
 
 async def create_token(

@@ -4,6 +4,7 @@ so that a crash can never lose one (at-least-once delivery starts here)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookswitch.directory.models import WebhookRow
 from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.payload import LegRecord, call_event
+
+# An event's unique id: the webhook-id of its deliveries and the id of its SSE message.
+EVENT_UID = re.compile(r"msg_[0-9a-f]{32}")
+
+
+def new_event_uid() -> str:
+    return "msg_" + uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +89,7 @@ def event_values(
 ) -> dict[str, Any]:
     """The columns of one call event's outbox row, all but its id."""
     return {
-        "uid": "msg_" + uuid.uuid4().hex,
+        "uid": new_event_uid(),
         "tenant_id": str(leg.tenant_id),
         "user_id": user_id,
         "leg_id": str(leg.id),

@@ -6,11 +6,32 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from hookswitch.api.auth import CurrentPrincipal
-from hookswitch.api.problems import ApiProblem
+from hookswitch.events.stream import Broadcaster, Listener
 
 router = APIRouter(tags=["call events"])
+
+
+class _EventStream(StreamingResponse):
+    """A stream that unregisters its listener however it ends (client gone, server
+    stopping, token revoked), even if it never sent a byte."""
+
+    def __init__(self, broadcaster: Broadcaster, listener: Listener, after: int | None) -> None:
+        super().__init__(
+            broadcaster.stream(listener, after),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._broadcaster = broadcaster
+        self._listener = listener
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._broadcaster.close(self._listener)
 
 
 @router.get(
@@ -18,8 +39,10 @@ router = APIRouter(tags=["call events"])
     summary="Live call events of the token's user (text/event-stream)",
     description=(
         "One SSE message per state change of the user's legs (`event: call`, `data:` the "
-        "same JSON object the webhooks receive, `id:` a increasing number). Reconnect with "
-        "`Last-Event-ID` to get what was missed, from the durable outbox."
+        "same JSON object the webhooks receive, `id:` the event's unique id, also its "
+        "`webhook-id`). Reconnect with `Last-Event-ID` set to the last id received to get "
+        "what was missed, from the durable outbox. The stream ends when its token is "
+        "revoked or expires."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
@@ -29,15 +52,9 @@ async def events(
     principal: CurrentPrincipal,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    resume: int | None = None
-    if last_event_id:
-        if not last_event_id.isdigit():
-            raise ApiProblem(400, "bad-last-event-id", "Bad Last-Event-ID",
-                             "Last-Event-ID must be the id of an event this stream sent")
-        resume = int(last_event_id)
-    broadcaster = request.app.state.services.broadcaster
-    return StreamingResponse(
-        broadcaster.stream(principal.user_id, resume),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    broadcaster: Broadcaster = request.app.state.services.broadcaster
+    after = None
+    if last_event_id is not None:
+        after = await broadcaster.resume_point(principal.user_id, last_event_id)
+    listener = broadcaster.open(principal.user_id, principal.token_id)
+    return _EventStream(broadcaster, listener, after)
