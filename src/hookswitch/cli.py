@@ -95,7 +95,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the phone server (SIP and HTTP) until SIGTERM or Ctrl-C."""
-    from hookswitch.server import ServeOptions
+    from hookswitch.server import ServeOptions, StartupRefused
     from hookswitch.server import serve as run_server
 
     configure_logging(sip_trace)
@@ -117,7 +117,11 @@ def serve(
     )
     if demo:
         _print_demo(provisioning, options.sip)
-    run_server(provisioning, options)
+    try:
+        run_server(provisioning, options)
+    except StartupRefused as exc:
+        typer.echo(f"error: {exc}. Nothing was changed.", err=True)
+        raise typer.Exit(1) from None
 
 
 token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens of users")

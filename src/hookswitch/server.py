@@ -1,29 +1,41 @@
-"""Builds every part and connects them: store, directory, SIP gateway, call domain, HTTP."""
+"""Builds every part and connects them: store, directory, SIP gateway, call domain, HTTP.
+
+Start-up order matters: first everything that another server could hold (the HTTP port,
+the SIP port, the database lock), then the data (migrations, provisioning, what a crash
+left behind), then serving. A second ``hookswitch serve`` on the same ports or database
+stops at the first step with a clear message and changes nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookswitch.api.app import Services, create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.calls.commands import CallEnded, Command, Signal
 from hookswitch.calls.control import CallControl
+from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.ids import new_call_id, new_leg_id
 from hookswitch.calls.leg import LegChange
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
+from hookswitch.directory.snapshot import Directory
+from hookswitch.directory.tokens import live_tokens
 from hookswitch.events.outbox import Subscriptions
 from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
@@ -32,10 +44,21 @@ from hookswitch.heap import settle_after_startup
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
+from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
-from hookswitch.store.recorder import BindingChange, close_open_legs, load_bindings
+from hookswitch.store.recorder import (
+    BindingChange,
+    close_open_legs,
+    load_bindings,
+    take_orphaned_dialogs,
+)
+
+if TYPE_CHECKING:
+    from hookswitch.sip.gateway import SipGateway
 
 log = structlog.get_logger("hookswitch.server")
+
+HTTP_BACKLOG = 2048
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,21 @@ class ServeOptions:
     sip: str
     database: str
     sip_trace: bool = False
+    node_id: str = DEFAULT_NODE
+
+
+class StartupRefused(Exception):
+    """Something this server needs is held by another process; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class _Recovered:
+    """What the database says at start: the directory, and what a crash left open."""
+
+    directory: Directory
+    bindings: list[Binding]
+    orphaned_dialogs: list[Dialog]
+    closed_legs: int
 
 
 class Server:
@@ -54,7 +92,58 @@ class Server:
         self.location = Location()
 
     async def run(self) -> None:
+        http_socket = bind_http(self.options.http)
+        try:
+            gateway = self._bind_sip()
+        except BaseException:
+            http_socket.close()
+            raise
         engine = make_engine(self.options.database)
+        lock = DatabaseLock(engine, self.options.database, self.options.node_id)
+        try:
+            try:
+                await lock.acquire()
+            except DatabaseInUse as exc:
+                raise StartupRefused(str(exc)) from None
+            recovered = await self._prepare_database(engine)
+            await self._serve(engine, gateway, recovered, http_socket)
+        finally:
+            http_socket.close()
+            await asyncio.get_running_loop().run_in_executor(None, gateway.stop)
+            await lock.release()
+            await engine.dispose()
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def _bind_sip(self) -> SipGateway:
+        loop = asyncio.get_running_loop()
+        # sippy must be imported first in its own thread (see sip/thread.py), so the
+        # gateway module is imported only once that thread exists.
+        sip_thread = SipThread()
+        from hookswitch.sip.gateway import SipGateway
+
+        settings = self.provisioning.server
+        gateway = SipGateway(
+            parse_hostport(self.options.sip, 5060),
+            self.location,
+            emit=lambda sig: loop.call_soon_threadsafe(self.on_signal, sig),
+            on_binding=lambda *change: loop.call_soon_threadsafe(self.on_binding, *change),
+            on_dialogs=lambda record: loop.call_soon_threadsafe(self.on_dialogs, record),
+            trace=self.options.sip_trace,
+            digest_algorithms=tuple(settings.digest_algorithms),
+        )
+        try:
+            gateway.bind(sip_thread)
+        except OSError as exc:
+            raise StartupRefused(
+                f"cannot listen for SIP on {self.options.sip} (UDP): {exc.strerror or exc} "
+                "(is another hookswitch or SIP server running there?)"
+            ) from None
+        return gateway
+
+    async def _prepare_database(self, engine: AsyncEngine) -> _Recovered:
+        """Migrations, provisioning, and what a crash left: open legs end ``failed``, and
+        the dialogs of answered calls are handed over to be ended with BYE."""
         await migrate(engine)
         sessions = session_factory(engine)
         settings = self.provisioning.server
@@ -64,21 +153,33 @@ class Server:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
             closed = await close_open_legs(session, now_us(), subscriptions)
+            orphaned = await take_orphaned_dialogs(session, self.options.node_id)
             directory = await load_directory(
                 session, str(settings.default_tenant) if settings.default_tenant else None
             )
-            for binding in await load_bindings(session):
-                self.location.put(binding)
+            bindings = await load_bindings(session)
         if closed:
             log.warning("legs.closed_after_crash", count=closed)
+        return _Recovered(directory, bindings, orphaned, closed)
 
+    async def _serve(
+        self,
+        engine: AsyncEngine,
+        gateway: SipGateway,
+        recovered: _Recovered,
+        http_socket: socket.socket,
+    ) -> None:
         loop = asyncio.get_running_loop()
-        # sippy must be imported first in its own thread (see sip/thread.py), so the
-        # gateway module is imported only once that thread exists.
-        sip_thread = SipThread()
-        from hookswitch.sip.gateway import SipGateway
+        settings = self.provisioning.server
+        sessions = session_factory(engine)
+        for binding in recovered.bindings:
+            self.location.put(binding)
+        self.gateway = gateway
+        async def tokens_alive(token_ids: set[str]) -> set[str]:
+            async with sessions() as session:
+                return await live_tokens(session, token_ids)
 
-        self.broadcaster = Broadcaster(sessions)
+        self.broadcaster = Broadcaster(sessions, settings.max_streams_per_user, tokens_alive)
         # The leg recorder and the webhook sender run in a process of their own
         # (events/worker.py): this one keeps its GIL for SIP, the switch and the API.
         self.events = EventsWorker(
@@ -88,29 +189,16 @@ class Server:
             self.broadcaster.publish,
         )
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
-        self.gateway = SipGateway(
-            parse_hostport(self.options.sip, 5060),
-            directory,
-            self.location,
-            emit=lambda sig: loop.call_soon_threadsafe(self.on_signal, sig),
-            on_binding=lambda *change: loop.call_soon_threadsafe(self.on_binding, *change),
-            trace=self.options.sip_trace,
-            digest_algorithms=tuple(settings.digest_algorithms),
-        )
         self.switch = Switch(
-            directory,
-            self.gateway.has_devices,
+            recovered.directory,
+            gateway.has_devices,
             new_leg_id,
             SwitchSettings(ring_timeout=settings.ring_timeout,
                            click_to_dial_timeout=settings.click_to_dial_timeout),
         )
-        self.sessions = sessions
         self.call_control = CallControl(
             self.switch, self.apply, partial(stored_leg, sessions), now_us, new_call_id
         )
-        settle_after_startup()
-        self.gateway.start(sip_thread)
-        http_host, http_port = parse_hostport(self.options.http, 8080)
         app = create_app(
             Services(
                 sessions=sessions,
@@ -122,33 +210,39 @@ class Server:
                 broadcaster=self.broadcaster,
             )
         )
-        config = uvicorn.Config(app, host=http_host, port=http_port, log_level="warning",
-                                lifespan="off",
-                                # open event streams must not hold the shutdown back
-                                timeout_graceful_shutdown=2)
-        http = _HttpServer(config)
+        settle_after_startup()
+        gateway.open(recovered.directory, recovered.orphaned_dialogs)
+        http = _HttpServer(
+            uvicorn.Config(app, log_level="warning", lifespan="off",
+                           # open event streams are closed first; this bounds the rest
+                           timeout_graceful_shutdown=2),
+            on_started=self._on_http_started,
+        )
+
+        def stop() -> None:
+            # Both end the server the same way: event streams end, HTTP stops, then live
+            # calls get BYE. Streams first, or uvicorn waits for them and cancels them.
+            self.ready = False
+            self.broadcaster.close_all()
+            http.request_exit()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            # Both end the server the same way: HTTP stops, then live calls get BYE.
-            loop.add_signal_handler(signum, http.request_exit)
-
-        async def mark_ready() -> None:
-            while not http.started:
-                await asyncio.sleep(0.01)
-            self.ready = True
-            log.info("server.ready", http=self.options.http, sip=self.options.sip)
-
-        readiness = asyncio.create_task(mark_ready())
+            loop.add_signal_handler(signum, stop)
         try:
-            await http.serve()
+            await http.serve(sockets=[http_socket])
         finally:
-            readiness.cancel()
             self.ready = False
             # The CallEnded signals of the calls that stop() ends were scheduled on this
             # loop before stop() returned, so they have run (FIFO) when this await resumes.
-            await loop.run_in_executor(None, self.gateway.stop)
+            await loop.run_in_executor(None, gateway.stop)
             await self.events.stop()  # writes every record; undelivered events stay queued
-            await engine.dispose()
             log.info("server.stopped")
+
+    def _on_http_started(self) -> None:
+        self.ready = True
+        log.info("server.ready", http=self.options.http, sip=self.options.sip)
+
+    # --- what crosses from the SIP thread (each runs on the loop) -------------------------
 
     def on_signal(self, sig: Signal) -> None:
         try:
@@ -174,13 +268,47 @@ class Server:
     def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
         self.events.put(BindingChange(user_id, binding, contact))
 
+    def on_dialogs(self, record: DialogRecord) -> None:
+        self.events.put(record)
+
+
+def bind_http(address: str) -> socket.socket:
+    """The listening socket for uvicorn, bound before anything else happens."""
+    host, port = parse_hostport(address, 8080)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # For TCP, SO_REUSEADDR only allows binding over connections in TIME_WAIT (a quick
+    # restart), never over a listening socket: a second server still fails here.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(HTTP_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise StartupRefused(
+            f"cannot listen for HTTP on {address}: {exc.strerror or exc} "
+            "(is another hookswitch running there?)"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
 
 class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the server decides how to stop."""
+    """uvicorn without its own signal handling (the server decides how to stop), telling
+    when it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
 
     def request_exit(self) -> None:
         self.should_exit = True

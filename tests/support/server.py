@@ -17,6 +17,7 @@ from tests.phones.ports import free_tcp_port, free_udp_port
 from tests.phones.wait import wait_until
 from tests.support.database import query
 
+HOOKSWITCH = Path(sys.executable).with_name("hookswitch")
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
 OTHER_TENANT = "5f0c7a52-9d61-4c3e-b1a4-0c2f6d1e9a77"
 PASSWORDS = {"200": "pass-200-john", "210": "pass-210-jane", "220": "pass-220-bob"}
@@ -109,14 +110,31 @@ class RunningServer:
         return (self.workdir / "server.log").read_text(errors="replace")
 
     def start(self, timeout: float = 20.0) -> None:
+        self.process = self._spawn()
+        wait_until(self.healthy, timeout, message=f"server did not become healthy:\n{self.log}")
+
+    def start_refused(self, timeout: float = 20.0) -> tuple[int, str]:
+        """Start it expecting it to refuse: (exit code, what it printed)."""
+        before = len(self.log) if (self.workdir / "server.log").exists() else 0
+        process = self._spawn()
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the server did not refuse to start:\n{self.log}") from None
+        return code, self.log[before:]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # The installed command, as a user runs it (``python -m`` would put the working
+        # directory on the path).
         log = (self.workdir / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hookswitch", "serve", "--config",
-             str(self.workdir / "hookswitch.toml"), *self.extra_args],
+        return subprocess.Popen(
+            [str(HOOKSWITCH), "serve", "--config", str(self.workdir / "hookswitch.toml"),
+             *self.extra_args],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait_until(self.healthy, timeout, message=f"server did not become healthy:\n{self.log}")
 
     def healthy(self) -> bool:
         assert self.process is not None

@@ -80,7 +80,9 @@ class EventsWorker:
         ours, theirs = socket.socketpair()
         with theirs:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hookswitch.events.worker",
+                # -P: the current directory is not on its path, so a file there named like
+                # a standard module (enum.py, re.py) cannot break it.
+                sys.executable, "-P", "-m", "hookswitch.events.worker",
                 "--fd", str(theirs.fileno()), "--database", self._database,
                 "--retry", json.dumps(asdict(self._policy)),
                 *(["--verbose"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []),

@@ -6,7 +6,8 @@ server binds to ``loop.call_soon_threadsafe``). No exception escapes the SIP thr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
@@ -14,6 +15,7 @@ from sippy.Core.EventDispatcher import ED2
 from sippy.SipAddress import SipAddress
 from sippy.SipConf import SipConf
 from sippy.SipContact import SipContact
+from sippy.SipHeader import SipHeader
 from sippy.SipTransactionManager import SipTransactionManager
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
@@ -32,6 +34,7 @@ from hookswitch.calls.commands import (
     TrunkNumber,
     UserDevices,
 )
+from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.ids import CallId, UserId, new_call_id
 from hookswitch.calls.leg import HangupReason
 from hookswitch.clock import now_us
@@ -46,6 +49,7 @@ from hookswitch.sip.auth import (
     challenge_headers,
 )
 from hookswitch.sip.bridge import Bridge
+from hookswitch.sip.dialogs import send_bye
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.thread import SipThread
@@ -71,20 +75,25 @@ class _SipLog:
 
 
 class SipGateway:
+    """Binds first (``bind``), answers 503 until ``open`` gives it the directory, then
+    registers phones and runs calls."""
+
     def __init__(
         self,
         address: tuple[str, int],
-        directory: Directory,
         location: Location,
         emit: Callable[[Signal], object],
         on_binding: Callable[[str, Binding | None, str | None], object],
+        on_dialogs: Callable[[DialogRecord], object] = lambda record: None,
         trace: bool = False,
         digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
     ) -> None:
         self.address = address
-        self.directory = directory
+        # None until open(): requests are answered 503 while the server starts.
+        self.directory: Directory | None = None
         self.location = location
         self._emit = emit
+        self._on_dialogs = on_dialogs
         self.algorithms = digest_algorithms
         self.registrar = Registrar(lambda: self.directory, location, on_binding, digest_algorithms)
         self.tarpit = Tarpit()
@@ -98,13 +107,27 @@ class SipGateway:
 
     # --- lifecycle (called from the asyncio side) --------------------------------------
 
-    def start(self, sip_thread: SipThread, timeout: float = 10.0) -> None:
+    def bind(self, sip_thread: SipThread, timeout: float = 10.0) -> None:
+        """Take the SIP address and start the loop; raises ``OSError`` if it is taken."""
         self._thread = sip_thread
         sip_thread.run(self._run)
         if not self._ready.wait(timeout):
             raise RuntimeError("the SIP thread did not start")
         if self._startup_error is not None:
             raise self._startup_error
+
+    def open(self, directory: Directory, orphaned: Sequence[Dialog] = ()) -> None:
+        """Serve: authenticate and route with ``directory``; first end the dialogs that a
+        crash left up (BYE to each side, calls/dialogs.py)."""
+        ED2.callFromThread(self._open, directory, tuple(orphaned))
+
+    def _open(self, directory: Directory, orphaned: tuple[Dialog, ...]) -> None:
+        for dialog in orphaned:
+            self._safely(send_bye, self.global_config["_sip_tm"], dialog,
+                         partial(_bye_answered, dialog))
+        if orphaned:
+            log.warning("sip.ended_dialogs_left_by_a_crash", count=len(orphaned))
+        self.directory = directory
 
     def _run(self) -> None:
         ED2.my_ident = threading.get_ident()
@@ -116,6 +139,10 @@ class SipGateway:
             SipConf.my_uaname = "hookswitch"
             # One worker: several can deliver a 180 after its 200 (SIP-NOTES.md).
             Udp_server_opts.nworkers = 1
+            # No SO_REUSEADDR: with it a second server bound the same UDP port and both
+            # answered half of the calls 480. sippy's own "dry run" bind meant to catch that
+            # loses its flags when the options are copied.
+            Udp_server_opts.flags = 0
             self.global_config = {
                 "_sip_address": host,
                 "_sip_port": port,
@@ -124,7 +151,7 @@ class SipGateway:
             self.global_config["_sip_tm"] = SipTransactionManager(
                 self.global_config, self._guarded_request
             )
-        except BaseException as exc:  # reported to start() on the other thread
+        except BaseException as exc:  # reported to bind() on the other thread
             self._startup_error = exc
             self._ready.set()
             return
@@ -194,7 +221,8 @@ class SipGateway:
                 pass
 
     def _ring_user(self, command: RingUser) -> None:
-        bridge = Bridge(command.call_id, None, None, self._emit, now_us, self._bridge_done)
+        bridge = Bridge(command.call_id, None, None, self._emit, now_us, self._bridge_done,
+                        self._on_dialogs)
         self.bridges[command.call_id] = bridge
         devices = [(b.source, b.contact) for b in self.location.devices(command.user_id)]
         if not devices:  # unregistered since the API checked
@@ -242,6 +270,10 @@ class SipGateway:
 
     def _on_request(self, req: Any, sip_t: Any) -> Any:
         method = req.getMethod()
+        if self.directory is None:  # still starting (bound, but the directory is not loaded)
+            resp = req.genResponse(503, "Service Unavailable")
+            resp.appendHeader(SipHeader(name="retry-after", bodys="5"))
+            return (resp, None, None)
         if req.getBody() is not None and len(str(req.getBody())) > MAX_BODY:
             return (req.genResponse(413, "Request Entity Too Large"), None, None)
         if req.getHFBody("to").getTag() is not None:
@@ -276,8 +308,10 @@ class SipGateway:
         return None
 
     def _invite(self, req: Any, sip_t: Any) -> Any:
+        directory = self.directory
+        assert directory is not None  # _on_request answers 503 until open()
         host, port = req.getSource()
-        trunk = self.directory.trunk_for_source(host, int(port))
+        trunk = directory.trunk_for_source(host, int(port))
         call_id = new_call_id()
         if trunk is not None:
             from_url = req.getHFBody("from").getUrl()
@@ -290,7 +324,7 @@ class SipGateway:
                 from_name=req.getHFBody("from").getUri().name or "",
             )
         else:
-            verdict = authenticate(self.directory, req, "from")
+            verdict = authenticate(directory, req, "from")
             if not isinstance(verdict, Authenticated):
                 if isinstance(verdict, Challenge):
                     resp = req.genResponse(401, "Unauthorized")
@@ -314,7 +348,8 @@ class SipGateway:
             if bridge is None:
                 # The first event is the CCEventTry of the INVITE itself.
                 body = event.getData()[3]  # the caller's SDP offer, passed through
-                bridge = Bridge(call_id, ua, body, self._emit, now_us, self._bridge_done)
+                bridge = Bridge(call_id, ua, body, self._emit, now_us, self._bridge_done,
+                                self._on_dialogs)
                 holder["bridge"] = bridge
                 self.bridges[call_id] = bridge
                 self._emit(offer)
@@ -341,6 +376,10 @@ class SipGateway:
             fn(*args)
         except Exception:
             log.exception("sip.callback_failed", callback=getattr(fn, "__name__", repr(fn)))
+
+
+def _bye_answered(dialog: Dialog, status: int) -> None:
+    log.info("sip.crash_dialog_ended", call_id=dialog.sip_call_id, status=status)
 
 
 def _method(req: Any) -> str:
