@@ -1,60 +1,70 @@
-"""A bridged call on the SIP side: the caller's dialog and the callee's forked dialogs.
+"""Drives one call's bridge state machine (``bridge_state.py``) with sippy.
 
-Runs on the SIP thread only. It does the SIP mechanics the domain asked for with
-``Connect``: ring every target at once with the caller's offer, relay the first ringing,
-keep the first answer and CANCEL the rest, then pass re-INVITEs, answers and BYEs between
-the two sides. It reports plain signals (ringing, answered, hold, ended) and decides
-nothing about users or routing.
+Runs on the SIP thread only. It owns what the machine only names: the sippy UAs (the
+caller's dialog, the user's devices, the callee's forks), the caller's SDP offer, and the
+timers. sippy events become machine inputs in ``translate.py``; the machine's actions become
+sippy calls here. Nothing is decided here.
 
-For a click-to-dial the "caller" is the user's own phone, which we call first (``RingUser``)
-with no SDP (late offer). When it answers, its 200 carries its offer: we ACK at once with
-that offer turned ``a=inactive`` (so the phone does not time out while the destination
-rings), call the destination with the phone's offer, and when the destination answers,
-re-INVITE the phone with the destination's SDP (SIP-NOTES.md, "Click-to-dial").
+For a click-to-dial the "caller" is the user's own phone, which we call first with no SDP
+(late offer). When it answers, its 200 carries its offer: we ACK at once with that offer
+turned ``a=inactive`` (so the phone does not time out while the destination rings), call the
+destination with the phone's offer, and when the destination answers, re-INVITE the phone
+with the destination's SDP (SIP-NOTES.md, "Click-to-dial").
 """
 
 from __future__ import annotations
 
-import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sippy.CCEvents import (
-    CCEventConnect,
-    CCEventDisconnect,
-    CCEventFail,
-    CCEventPreConnect,
-    CCEventRing,
-    CCEventTry,
-    CCEventUpdate,
-)
-from sippy.MsgBody import MsgBody
+import structlog
+from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventTry, CCEventUpdate
 from sippy.SipHeader import SipHeader
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 
-from hookswitch.calls.commands import (
-    CallAnswered,
-    CalleeRinging,
-    CallEnded,
-    HoldChanged,
-    Signal,
-    UserPickedUp,
-)
+from hookswitch.calls.commands import Signal
 from hookswitch.calls.dialogs import DialogRecord, DialogsClosed, DialogsSaved
 from hookswitch.calls.ids import CallId
 from hookswitch.calls.leg import HangupReason
+from hookswitch.sip.bridge_state import (
+    CALLER,
+    AcceptLateOffer,
+    Action,
+    BecomeCaller,
+    BridgeInput,
+    BridgeMachine,
+    BridgeState,
+    CallDevice,
+    CallFork,
+    Disconnect,
+    EndCall,
+    Failed,
+    Finished,
+    IllegalTransition,
+    Peer,
+    RefuseCaller,
+    Relay,
+    ReofferCaller,
+    Report,
+    SaveDialogs,
+    StartTimer,
+    StopTimer,
+    TimedOut,
+    Timer,
+)
 from hookswitch.sip.dialogs import snapshot
-from hookswitch.sip.translate import event_body, failure_status, reason_for_status
+from hookswitch.sip.sdp import inactive_copy
+from hookswitch.sip.translate import bridge_input, event_body
 
-_HOLD = re.compile(r"^(a=(sendonly|inactive)|c=IN IP[46] (0\.0\.0\.0|::))\s*$", re.M)
-# Best final status when every fork failed (RFC 3261 16.7: 6xx first, then busy-like).
-_PREFERENCE = (600, 603, 486, 480, 408)
+log = structlog.get_logger("hookswitch.sip")
 
-
-def sdp_holds(body: Any) -> bool:
-    """An offer that puts the other side on hold (sendonly/inactive or c=0.0.0.0)."""
-    return body is not None and _HOLD.search(str(body)) is not None
+AUTO_ANSWER_HEADERS = (
+    ("Call-Info", "<sip:127.0.0.1>;answer-after=0"),
+    ("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer;delay=0"),
+    ("P-Auto-Answer", "normal"),
+)
 
 
 class DialDevice(CCEventTry):  # type: ignore[misc]
@@ -67,297 +77,171 @@ class DialDevice(CCEventTry):  # type: ignore[misc]
             uac.rTarget = self.target.getCopy()
 
 
-def inactive_copy(body: Any) -> Any:
-    """The same SDP with every stream ``a=inactive`` (an answer that sends no media)."""
-    text = str(body)
-    lines = [line for line in text.splitlines() if line.strip()]
-    out: list[str] = []
-    for line in lines:
-        if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
-            continue
-        out.append(line)
-        if line.startswith("m="):
-            out.append("a=inactive")
-    return MsgBody("\r\n".join(out) + "\r\n")
-
-
-AUTO_ANSWER_HEADERS = (
-    ("Call-Info", "<sip:127.0.0.1>;answer-after=0"),
-    ("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer;delay=0"),
-    ("P-Auto-Answer", "normal"),
-)
+NewUa = Callable[..., Any]
 
 
 class Bridge:
     def __init__(
         self,
-        call_id: CallId,
-        caller: Any,
-        offer_body: Any,
+        machine: BridgeMachine,
+        new_ua: NewUa,
         emit: Callable[[Signal], object],
         now_us: Callable[[], int],
         on_done: Callable[[CallId], None],
         on_dialogs: Callable[[DialogRecord], object] = lambda record: None,
+        caller: Any = None,
+        offer: Any = None,
     ) -> None:
-        self.call_id = call_id
-        # The dialog with the calling phone or trunk; for a click-to-dial, the user's phone
-        # once it picked up (None before).
-        self.caller = caller
-        self.offer_body = offer_body  # the caller's SDP, relayed to the callee
-        self.click_to_dial = caller is None
-        self.user_forks: list[Any] = []  # click-to-dial: the user's phones, before pick-up
-        self._swallow_answer = False
-        self.forks: list[Any] = []
-        self.callee: Any = None
+        self.machine = machine
+        self.call_id = machine.call_id
+        self._new_ua = new_ua
         self._emit = emit
         self._now_us = now_us
         self._on_done = on_done
         self._on_dialogs = on_dialogs
-        self._dialogs_saved = False
-        self._ringing = False
-        self._held = {"caller": False, "callee": False}
-        self._fail_statuses: list[int] = []
-        self._ring_timer: Any = None
-        self.done = False
+        self._uas: dict[Peer, Any] = {CALLER: caller} if caller is not None else {}
+        self.offer = offer  # the caller's SDP, offered to the callee
+        self._timers: dict[Timer, Any] = {}
+        self._inputs: deque[tuple[BridgeInput, Any]] = deque()
+        self._busy = False
 
-    # --- commands ------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.machine.state is BridgeState.ENDED
 
-    def ring_user(
-        self,
-        new_ua: Callable[..., Any],
-        devices: list[tuple[tuple[str, int], str]],
-        display_name: str,
-        shown_number: str,
-        auto_answer: bool,
-        timeout: float,
-    ) -> None:
-        """Click-to-dial, step one: INVITE (no SDP) every device of the user at once."""
-        for next_hop, contact in devices:
-            ua = new_ua(self._user_fork_event, nh_address=next_hop)
-            event = DialDevice((None, shown_number, shown_number, None, None, display_name))
+    # --- inputs ----------------------------------------------------------------------------
+
+    def listener(self, peer: Peer) -> Callable[[Any, Any], None]:
+        """The sippy event callback of the UA that plays ``peer``."""
+
+        def on_event(event: Any, ua: Any) -> None:
+            # A device that picked up plays the caller from then on (BecomeCaller).
+            played = CALLER if self._uas.get(CALLER) is ua else peer
+            named = bridge_input(event, played, self._now_us())
+            if named is not None:
+                self.feed(named, event)
+
+        return on_event
+
+    def end(self, reason: HangupReason) -> None:
+        self.feed(EndCall(at_us=self._now_us(), reason=reason))
+
+    def feed(self, event: BridgeInput, raw: Any = None) -> None:
+        """Hand an input to the machine and carry out its actions. Inputs that arrive while
+        actions run (sippy can call back at once) wait their turn, in order."""
+        self._inputs.append((event, raw))
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._inputs:
+                self._step(*self._inputs.popleft())
+        finally:
+            self._busy = False
+
+    def start(self, actions: list[Action]) -> None:
+        """Carry out the actions the machine was created with (click-to-dial)."""
+        self._busy = True
+        try:
+            self._run(actions, None)
+            while self._inputs:
+                self._step(*self._inputs.popleft())
+        finally:
+            self._busy = False
+
+    def _step(self, event: BridgeInput, raw: Any) -> None:
+        try:
+            actions = self.machine.handle(event)
+        except IllegalTransition:
+            log.exception("sip.bridge_illegal_input", call_id=self.call_id)
+            if not self.done:
+                self._inputs.append((EndCall(at_us=self._now_us(),
+                                             reason=HangupReason.FAILED), None))
+            return
+        self._run(actions, raw)
+
+    def _run(self, actions: list[Action], raw: Any) -> None:
+        for action in actions:
+            try:
+                self._do(action, raw)
+            except Exception:
+                log.exception("sip.bridge_action_failed", call_id=self.call_id,
+                              action=type(action).__name__)
+                if isinstance(action, CallDevice | CallFork):  # that peer never rang
+                    self._inputs.append((Failed(at_us=self._now_us(), peer=action.peer,
+                                                status=500), None))
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _do(self, action: Action, raw: Any) -> None:
+        match action:
+            case CallDevice(peer=peer, target=target):
+                event = DialDevice((None, action.shown_number, action.shown_number, None, None,
+                                    action.display_name))
+                if action.auto_answer:
+                    event.extra_headers = tuple(
+                        SipHeader(name=name, bodys=value) for name, value in AUTO_ANSWER_HEADERS
+                    )
+                self._call(peer, target.next_hop, target.contact, event)
+            case CallFork(peer=peer, target=target):
+                offer = self.offer.getCopy() if self.offer is not None else None
+                self._call(peer, target.next_hop, target.contact, DialDevice(
+                    (None, action.caller_number, action.callee_number, offer, None,
+                     action.caller_name)))
+            case Disconnect(peer=peer):
+                ua = self._uas.get(peer)
+                if ua is not None:
+                    ua.recvEvent(CCEventDisconnect())
+            case RefuseCaller(status=status, phrase=phrase):
+                self._uas[CALLER].recvEvent(CCEventFail((status, phrase)))
+            case Relay(to=peer):
+                self._uas[peer].recvEvent(raw)
+            case BecomeCaller(peer=peer):
+                ua = self._uas.pop(peer)
+                self._uas[CALLER] = ua
+                self.offer = ua.rSDP.getCopy() if ua.rSDP is not None else None
+            case AcceptLateOffer():
+                if self.offer is not None:
+                    self._uas[CALLER].recvEvent(
+                        CCEventConnect((200, "OK", inactive_copy(self.offer))))
+            case ReofferCaller():
+                self._uas[CALLER].recvEvent(CCEventUpdate(event_body(raw)))
+            case StartTimer(timer=timer, seconds=seconds):
+                self._stop_timer(timer)
+                self._timers[timer] = Timeout(self._timed_out, seconds, 1, timer)
+            case StopTimer(timer=timer):
+                self._stop_timer(timer)
+            case Report(signal=signal):
+                self._emit(signal)
+            case SaveDialogs():
+                dialogs = tuple(d for d in (snapshot(self._uas.get(CALLER)),
+                                            snapshot(self._callee_ua())) if d)
+                if dialogs:
+                    self._on_dialogs(DialogsSaved(call_id=self.call_id, dialogs=dialogs))
+            case Finished(dialogs_saved=saved):
+                for timer in list(self._timers):
+                    self._stop_timer(timer)
+                if saved:
+                    self._on_dialogs(DialogsClosed(call_id=self.call_id))
+                self._on_done(self.call_id)
+
+    def _call(self, peer: Peer, next_hop: tuple[str, int], contact: str | None,
+              event: Any) -> None:
+        if contact is not None:
             event.target = SipURL(url=contact)
-            if auto_answer:
-                event.extra_headers = tuple(
-                    SipHeader(name=name, bodys=value) for name, value in AUTO_ANSWER_HEADERS
-                )
-            self.user_forks.append(ua)
-            ua.recvEvent(event)
-        self._ring_timer = Timeout(self._user_timeout, timeout)
+        ua = self._new_ua(self.listener(peer), nh_address=next_hop)
+        self._uas[peer] = ua
+        ua.recvEvent(event)
 
-    def _user_fork_event(self, event: Any, ua: Any) -> None:
-        if self.done:
-            return
-        if ua is self.caller:  # the phone that picked up is now the caller's side
-            self.caller_event(event, ua)
-            return
-        if self.caller is not None or ua not in self.user_forks:
-            return
-        if isinstance(event, CCEventPreConnect | CCEventConnect):
-            self.user_forks.remove(ua)
-            self._cancel(self.user_forks)
-            self.user_forks = []
-            self._stop_ring_timer()
-            self.caller = ua
-            self.offer_body = ua.rSDP.getCopy() if ua.rSDP is not None else None
-            if isinstance(event, CCEventPreConnect) and self.offer_body is not None:
-                ua.recvEvent(CCEventConnect((200, "OK", inactive_copy(self.offer_body))))
-            self._emit(UserPickedUp(call_id=self.call_id, at_us=self._now_us()))
-            self._save_dialogs()
-        elif isinstance(event, CCEventFail | CCEventDisconnect):
-            self.user_forks.remove(ua)
-            self._fail_statuses.append(failure_status(event))
-            if not self.user_forks:
-                self._finish(reason_for_status(self._best_failure()))
+    def _callee_ua(self) -> Any:
+        callee = self.machine.callee
+        return self._uas.get(callee) if callee is not None else None
 
-    def _user_timeout(self) -> None:
-        self._ring_timer = None
-        if self.done or self.caller is not None:
-            return
-        self._cancel(self.user_forks)
-        self.user_forks = []
-        self._finish(HangupReason.NO_ANSWER)
+    def _timed_out(self, timer: Timer) -> None:
+        self._timers.pop(timer, None)
+        self.feed(TimedOut(at_us=self._now_us(), timer=timer))
 
-    def dial(
-        self,
-        new_ua: Callable[..., Any],
-        targets: list[tuple[tuple[str, int], str | None]],
-        caller_number: str,
-        caller_name: str,
-        callee_number: str,
-        ring_timeout: float,
-    ) -> None:
-        """Ring every (next hop, contact URI) at once; the caller hears the first ringing."""
-        offer_body = self.offer_body
-        for next_hop, contact in targets:
-            ua = new_ua(self._fork_event, nh_address=next_hop)
-            event = DialDevice(
-                (None, caller_number, callee_number,
-                 offer_body.getCopy() if offer_body is not None else None, None, caller_name)
-            )
-            if contact is not None:
-                event.target = SipURL(url=contact)
-            self.forks.append(ua)
-            ua.recvEvent(event)
-        self._ring_timer = Timeout(self._ring_timeout, ring_timeout)
-
-    def reject(self, status: int, phrase: str, reason: HangupReason | None) -> None:
-        self._end_caller(status, phrase)
-        self._finish(reason)
-
-    def hangup(self, reason: HangupReason) -> None:
-        """CANCEL whatever still rings, BYE whatever is answered, on both sides."""
-        if self.callee is not None:
-            self.callee.recvEvent(CCEventDisconnect())
-        self._cancel_forks()
-        self._cancel(self.user_forks)
-        self.user_forks = []
-        self._end_caller(487, "Request Terminated")
-        self._finish(reason)
-
-    def _end_caller(self, status: int, phrase: str) -> None:
-        """Refuse the caller while its INVITE is pending; BYE it once it is answered."""
-        if self.caller is None:
-            return
-        if self.caller.isConnected():
-            self.caller.recvEvent(CCEventDisconnect())
-        else:
-            self.caller.recvEvent(CCEventFail((status, phrase)))
-
-    # --- events from the two sides ------------------------------------------------------
-
-    def caller_event(self, event: Any, ua: Any) -> None:
-        if self.done:
-            return
-        if isinstance(event, CCEventDisconnect | CCEventFail):
-            if self.callee is not None:
-                self.callee.recvEvent(CCEventDisconnect())
-                self._finish(HangupReason.COMPLETED)
-            else:
-                self._cancel_forks()
-                self._finish(HangupReason.CANCELLED)
-            return
-        if isinstance(event, CCEventConnect) and self._swallow_answer:
-            # The phone's answer to the re-INVITE that connected it: the callee already
-            # has what it needs (it answered the phone's first offer).
-            self._swallow_answer = False
-            return
-        if isinstance(event, CCEventUpdate):
-            self._note_hold("caller", event.getData())
-        if self.callee is not None:
-            self.callee.recvEvent(event)
-            if isinstance(event, CCEventUpdate):
-                self._save_dialogs()  # the re-INVITE used up a CSeq of the callee's dialog
-
-    def _fork_event(self, event: Any, ua: Any) -> None:
-        if self.done:
-            return
-        if self.callee is None:
-            self._fork_before_answer(event, ua)
-        elif ua is self.callee:
-            if isinstance(event, CCEventDisconnect | CCEventFail):
-                self.caller.recvEvent(CCEventDisconnect())
-                self._finish(HangupReason.COMPLETED)
-                return
-            if isinstance(event, CCEventUpdate):
-                self._note_hold("callee", event.getData())
-            self.caller.recvEvent(event)
-            if isinstance(event, CCEventUpdate):
-                self._save_dialogs()
-
-    def _fork_before_answer(self, event: Any, ua: Any) -> None:
-        if ua not in self.forks:
-            return
-        if isinstance(event, CCEventRing):
-            if not self._ringing:
-                self._ringing = True
-                if not self.click_to_dial:  # the user's phone is answered already
-                    self.caller.recvEvent(event)
-                self._emit(CalleeRinging(call_id=self.call_id, at_us=self._now_us()))
-        elif isinstance(event, CCEventConnect | CCEventPreConnect):
-            self.callee = ua
-            self.forks.remove(ua)
-            self._cancel_forks()
-            self._stop_ring_timer()
-            if self.click_to_dial:
-                self._swallow_answer = True
-                self.caller.recvEvent(CCEventUpdate(event_body(event)))
-            else:
-                self.caller.recvEvent(event)
-            self._emit(CallAnswered(call_id=self.call_id, at_us=self._now_us()))
-            self._save_dialogs()
-        elif isinstance(event, CCEventFail | CCEventDisconnect):
-            self.forks.remove(ua)
-            self._fail_statuses.append(failure_status(event))
-            if not self.forks:
-                status = self._best_failure()
-                self._end_caller(status, _phrase(status))
-                self._finish(reason_for_status(status))
-
-    def _ring_timeout(self) -> None:
-        self._ring_timer = None
-        if self.done or self.callee is not None:
-            return
-        self._cancel_forks()
-        self._end_caller(480, "No Answer")
-        self._finish(HangupReason.NO_ANSWER)
-
-    # --- helpers ---------------------------------------------------------------------------
-
-    def _save_dialogs(self) -> None:
-        """Report the answered dialogs, so that a crash can still end them (calls/dialogs.py)."""
-        dialogs = tuple(d for d in (snapshot(self.caller), snapshot(self.callee)) if d)
-        if dialogs:
-            self._dialogs_saved = True
-            self._on_dialogs(DialogsSaved(call_id=self.call_id, dialogs=dialogs))
-
-    def _note_hold(self, side: str, body: Any) -> None:
-        before = any(self._held.values())
-        self._held[side] = sdp_holds(body)
-        after = any(self._held.values())
-        if before != after:
-            self._emit(HoldChanged(call_id=self.call_id, held=after, at_us=self._now_us()))
-
-    def _cancel_forks(self) -> None:
-        forks, self.forks = self.forks, []
-        self._cancel(forks)
-
-    @staticmethod
-    def _cancel(forks: list[Any]) -> None:
-        for ua in forks:
-            ua.recvEvent(CCEventDisconnect())
-
-    def _stop_ring_timer(self) -> None:
-        if self._ring_timer is not None:
-            self._ring_timer.cancel()
-            self._ring_timer = None
-
-    def _best_failure(self) -> int:
-        for status in _PREFERENCE:
-            if status in self._fail_statuses:
-                return status
-        return min(self._fail_statuses, default=480)
-
-    def _finish(self, reason: HangupReason | None) -> None:
-        if self.done:
-            return
-        self.done = True
-        self._stop_ring_timer()
-        if reason is not None:
-            self._emit(CallEnded(call_id=self.call_id, reason=reason, at_us=self._now_us()))
-        if self._dialogs_saved:
-            self._on_dialogs(DialogsClosed(call_id=self.call_id))
-        self._on_done(self.call_id)
-
-
-_PHRASES = {
-    486: "Busy Here",
-    600: "Busy Everywhere",
-    603: "Decline",
-    480: "Temporarily Unavailable",
-    408: "Request Timeout",
-    404: "Not Found",
-}
-
-
-def _phrase(status: int) -> str:
-    return _PHRASES.get(status, "Call Failed")
+    def _stop_timer(self, timer: Timer) -> None:
+        running = self._timers.pop(timer, None)
+        if running is not None:
+            running.cancel()

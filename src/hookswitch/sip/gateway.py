@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, assert_never
 
 import structlog
 from sippy.Core.EventDispatcher import ED2
@@ -49,10 +49,19 @@ from hookswitch.sip.auth import (
     challenge_headers,
 )
 from hookswitch.sip.bridge import Bridge
+from hookswitch.sip.bridge_state import (
+    CALLER,
+    BridgeMachine,
+    DialTargets,
+    Refuse,
+    RingDevices,
+    Target,
+)
 from hookswitch.sip.dialogs import send_bye
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.thread import SipThread
+from hookswitch.sip.translate import is_new_call, offer_of
 
 log = structlog.get_logger("hookswitch.sip")
 
@@ -169,7 +178,7 @@ class SipGateway:
 
         def shutdown() -> None:
             for bridge in list(self.bridges.values()):
-                self._safely(bridge.hangup, HangupReason.FAILED)
+                self._safely(bridge.end, HangupReason.FAILED)
             # Give the BYEs/CANCELs a moment on the wire before the loop stops.
             def finish() -> None:
                 ED2.breakLoop(0)
@@ -198,7 +207,7 @@ class SipGateway:
             log.exception("sip.command_failed", command=type(command).__name__)
             bridge = self.bridges.get(command.call_id)
             if bridge is not None:
-                self._safely(bridge.hangup, HangupReason.FAILED)
+                self._safely(bridge.end, HangupReason.FAILED)
             else:
                 self._emit(CallEnded(call_id=command.call_id, reason=HangupReason.FAILED,
                                      at_us=now_us()))
@@ -212,49 +221,57 @@ class SipGateway:
             return  # the call ended on the SIP side meanwhile; its CallEnded is on the way
         match command:
             case Reject(status=status, phrase=phrase):
-                bridge.reject(status, phrase, None)
+                bridge.feed(Refuse(at_us=now_us(), status=status, phrase=phrase, reason=None))
             case Hangup():
-                bridge.hangup(HangupReason.API)
+                bridge.end(HangupReason.API)
             case Connect():
                 self._connect(bridge, command)
             case RingUser():  # handled above: it creates the bridge
                 pass
+            case _:
+                assert_never(command)
+
+    def _devices(self, user_id: UserId) -> tuple[Target, ...]:
+        return tuple(Target(next_hop=b.source, contact=b.contact)
+                     for b in self.location.devices(user_id))
 
     def _ring_user(self, command: RingUser) -> None:
-        bridge = Bridge(command.call_id, None, None, self._emit, now_us, self._bridge_done,
-                        self._on_dialogs)
-        self.bridges[command.call_id] = bridge
-        devices = [(b.source, b.contact) for b in self.location.devices(command.user_id)]
+        devices = self._devices(command.user_id)
         if not devices:  # unregistered since the API checked
-            bridge.reject(480, "Temporarily Unavailable", HangupReason.UNAVAILABLE)
+            self._emit(CallEnded(call_id=command.call_id, reason=HangupReason.UNAVAILABLE,
+                                 at_us=now_us()))
             return
-        bridge.ring_user(
-            self.new_ua,
-            devices,
-            command.display_name,
-            command.shown_number,
-            command.auto_answer,
-            command.timeout,
-        )
+        machine, actions = BridgeMachine.click_to_dial(command.call_id, RingDevices(
+            at_us=now_us(), devices=devices, display_name=command.display_name,
+            shown_number=command.shown_number, auto_answer=command.auto_answer,
+            timeout=command.timeout))
+        bridge = self._new_bridge(machine)
+        bridge.start(actions)
 
     def _connect(self, bridge: Bridge, command: Connect) -> None:
-        targets: list[tuple[tuple[str, int], str | None]]
+        targets: tuple[Target, ...]
         match command.target:
             case UserDevices(user_id=user_id):
-                targets = [(b.source, b.contact) for b in self.location.devices(user_id)]
+                targets = self._devices(user_id)
             case TrunkNumber(host=host, port=port):
-                targets = [((host, port), None)]
+                targets = (Target(next_hop=(host, port), contact=None),)
+            case _:
+                assert_never(command.target)
         if not targets:
-            bridge.reject(480, "Temporarily Unavailable", HangupReason.UNAVAILABLE)
+            bridge.feed(Refuse(at_us=now_us(), status=480, phrase="Temporarily Unavailable",
+                               reason=HangupReason.UNAVAILABLE))
             return
-        bridge.dial(
-            self.new_ua,
-            targets,
-            command.caller_number,
-            command.caller_name,
-            command.callee_number,
-            command.ring_timeout,
-        )
+        bridge.feed(DialTargets(
+            at_us=now_us(), targets=targets, caller_number=command.caller_number,
+            caller_name=command.caller_name, callee_number=command.callee_number,
+            ring_timeout=command.ring_timeout))
+
+    def _new_bridge(self, machine: BridgeMachine, caller: Any = None,
+                    offer: Any = None) -> Bridge:
+        bridge = Bridge(machine, self.new_ua, self._emit, now_us, self._bridge_done,
+                        self._on_dialogs, caller=caller, offer=offer)
+        self.bridges[machine.call_id] = bridge
+        return bridge
 
     # --- requests from the network (SIP thread) ----------------------------------------
 
@@ -315,7 +332,7 @@ class SipGateway:
         call_id = new_call_id()
         if trunk is not None:
             from_url = req.getHFBody("from").getUrl()
-            offer = CallOffered(
+            offered = CallOffered(
                 call_id=call_id,
                 tenant_id=trunk.tenant_id,
                 dialled=req.getRURI().username or "",
@@ -334,27 +351,24 @@ class SipGateway:
                     resp = req.genResponse(403, "Forbidden")
                 return self._answer_maybe_later(resp, host)
             self.tarpit.succeeded(host)
-            offer = CallOffered(
+            offered = CallOffered(
                 call_id=call_id,
                 tenant_id=verdict.tenant.id,
                 dialled=req.getRURI().username or "",
                 at_us=now_us(),
                 from_user=verdict.user.id,
             )
-        holder: dict[str, Bridge] = {}
+        holder: dict[str, Callable[[Any, Any], None]] = {}
 
         def caller_event(event: Any, ua: Any) -> None:
-            bridge = holder.get("bridge")
-            if bridge is None:
-                # The first event is the CCEventTry of the INVITE itself.
-                body = event.getData()[3]  # the caller's SDP offer, passed through
-                bridge = Bridge(call_id, ua, body, self._emit, now_us, self._bridge_done,
-                                self._on_dialogs)
-                holder["bridge"] = bridge
-                self.bridges[call_id] = bridge
-                self._emit(offer)
-                return
-            self._safely(bridge.caller_event, event, ua)
+            listener = holder.get("listener")
+            if listener is None and is_new_call(event):  # the INVITE itself
+                bridge = self._new_bridge(BridgeMachine.offered(call_id), caller=ua,
+                                          offer=offer_of(event))
+                holder["listener"] = bridge.listener(CALLER)
+                self._emit(offered)
+            elif listener is not None:
+                self._safely(listener, event, ua)
 
         ua = self.new_ua(caller_event)
         return ua.recvRequest(req, sip_t)

@@ -1,34 +1,60 @@
-"""The one place where sippy's events and messages are read and turned into our terms."""
+"""The one place where sippy's events are read and turned into our terms: the named
+inputs of the bridge's state machine (``sip/bridge_state.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sippy.CCEvents import CCEventFail
+from sippy.CCEvents import (
+    CCEventConnect,
+    CCEventDisconnect,
+    CCEventFail,
+    CCEventPreConnect,
+    CCEventRing,
+    CCEventTry,
+    CCEventUpdate,
+)
 
-from hookswitch.calls.leg import HangupReason
-
-# RFC 3261 21.4/21.6 refusals and what a user would call them.
-_FAILURE_REASONS: dict[int, HangupReason] = {
-    486: HangupReason.BUSY,
-    600: HangupReason.BUSY,
-    603: HangupReason.REJECTED,
-    403: HangupReason.REJECTED,
-    408: HangupReason.NO_ANSWER,
-    480: HangupReason.UNAVAILABLE,
-    404: HangupReason.UNAVAILABLE,
-    410: HangupReason.UNAVAILABLE,
-    604: HangupReason.UNAVAILABLE,
-    487: HangupReason.CANCELLED,
-}
+from hookswitch.sip.bridge_state import (
+    Answered,
+    BridgeInput,
+    Failed,
+    HungUp,
+    Peer,
+    Reoffered,
+    Ringing,
+)
+from hookswitch.sip.sdp import sdp_holds
 
 
-def reason_for_status(status: int) -> HangupReason:
-    if status in _FAILURE_REASONS:
-        return _FAILURE_REASONS[status]
-    if status >= 500:
-        return HangupReason.FAILED
-    return HangupReason.REJECTED
+def bridge_input(event: Any, peer: Peer, at_us: int) -> BridgeInput | None:
+    """What a sippy UA's event means for the bridge; None for events it does not use
+    (INFO, DTMF and the like)."""
+    match event:
+        case CCEventRing():
+            return Ringing(at_us=at_us, peer=peer)
+        case CCEventPreConnect():  # a 200 carrying the peer's offer (we sent none)
+            return Answered(at_us=at_us, peer=peer, late_offer=True)
+        case CCEventConnect():
+            return Answered(at_us=at_us, peer=peer)
+        case CCEventFail():
+            return Failed(at_us=at_us, peer=peer, status=failure_status(event))
+        case CCEventDisconnect():
+            return HungUp(at_us=at_us, peer=peer)
+        case CCEventUpdate():
+            return Reoffered(at_us=at_us, peer=peer, holds=sdp_holds(event_body(event)))
+    return None
+
+
+def is_new_call(event: Any) -> bool:
+    """The first event of an incoming INVITE's UA."""
+    return isinstance(event, CCEventTry)
+
+
+def offer_of(event: Any) -> Any:
+    """The SDP of an incoming INVITE (sippy: CCEventTry data = (call-id, cli, cld, body,
+    auth, caller name))."""
+    return event.getData()[3]
 
 
 def failure_status(event: Any) -> int:
@@ -45,4 +71,6 @@ def event_body(event: Any) -> Any:
     data = event.getData()
     if isinstance(data, tuple) and len(data) >= 3:
         return data[2]
+    if isinstance(event, CCEventUpdate):
+        return data
     return None

@@ -1,0 +1,708 @@
+"""The SIP side of one call as a pure state machine: named inputs in, actions out.
+
+No sippy here and no I/O: ``sip/bridge.py`` feeds it what ``sip/translate.py`` made of
+sippy's events (plus the domain's commands and the timers) and carries out the actions it
+returns. The time of every input is given from outside.
+
+Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
+
+- A call has a *caller* side, the dialog that started it (a phone's or a trunk's INVITE; in
+  a click-to-dial, the user's own phone once it picked up), and a *callee* side: the first
+  of the forks (the target's devices, rung at once) that answered.
+- OFFERED: a phone's INVITE is in; the domain says ``Dial`` (call the targets) or
+  ``Refuse``.
+- RINGING_USER: click-to-dial, first half. The user's devices ring with no SDP (late
+  offer). The first to answer becomes the caller and is answered at once with its own offer
+  made ``inactive`` (USER_ANSWERED); the other devices are cancelled.
+- DIALING: the targets are called with the caller's offer. The first 180 makes the call
+  ALERTING and is relayed to a caller still waiting for an answer (a click-to-dial user's
+  phone is answered already: it hears nothing). Later 180s change nothing.
+- The first fork to answer wins; the other forks are cancelled. A caller still waiting gets
+  that answer relayed (CONNECTED). A caller whose dialog is up already (click-to-dial) is
+  re-offered the callee's SDP, and its answer to that re-INVITE goes nowhere (CONNECTING,
+  then CONNECTED).
+- CONNECTED: re-INVITEs and their answers are relayed between the two sides. An offer that
+  holds (sendonly, inactive, c=0.0.0.0) from either side makes the call held until both
+  sides have resumed.
+- Every way a call ends (a BYE or CANCEL, every fork failing, a timeout, the hangup
+  command, a refusal) leads to ENDED, once: CANCEL what rings, BYE what is answered, refuse
+  a caller still waiting, report ``CallEnded`` with a reason. ENDED ignores everything.
+- Events of a device or fork that lost, or of anything no longer in the call, are ignored
+  (``STRAY``, an explicit self-loop in every state).
+- A pair that is not in the table raises ``IllegalTransition`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import assert_never
+
+from hookswitch.calls.commands import (
+    CallAnswered,
+    CalleeRinging,
+    CallEnded,
+    HoldChanged,
+    Signal,
+    UserPickedUp,
+)
+from hookswitch.calls.ids import CallId
+from hookswitch.calls.leg import HangupReason
+
+
+class BridgeState(StrEnum):
+    OFFERED = "offered"
+    RINGING_USER = "ringing-user"
+    USER_ANSWERED = "user-answered"
+    DIALING = "dialing"
+    ALERTING = "alerting"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class Role(StrEnum):
+    CALLER = "caller"
+    DEVICE = "device"  # one of the user's devices in a click-to-dial, before pick-up
+    FORK = "fork"  # one of the callee's devices (or the trunk), then the callee
+
+
+class Timer(StrEnum):
+    RING = "ring"  # the callee's forks ring too long
+    USER = "user"  # the click-to-dial user does not pick up
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A SIP dialog of the call, as the driver names it: the caller, or a numbered device
+    or fork."""
+
+    role: Role
+    number: int = 0
+
+
+CALLER = Peer(Role.CALLER)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """Where to send an INVITE: the next hop, and the Contact URI (None for a trunk)."""
+
+    next_hop: tuple[str, int]
+    contact: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RingDevices:
+    """Click-to-dial, first half: ring every device of the user, with no SDP (what
+    ``BridgeMachine.click_to_dial`` starts with; not an input)."""
+
+    at_us: int
+    devices: tuple[Target, ...]
+    display_name: str
+    shown_number: str
+    auto_answer: bool
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialTargets:
+    """Call every target at once with the caller's offer; bridge the first to answer."""
+
+    at_us: int
+    targets: tuple[Target, ...]
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    ring_timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refuse:
+    """The domain refuses the call (404, 480, ...); ``reason`` None: it knows already."""
+
+    at_us: int
+    status: int
+    phrase: str
+    reason: HangupReason | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndCall:
+    """Hang up everything (the hangup command, shutdown, an error)."""
+
+    at_us: int
+    reason: HangupReason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ringing:
+    at_us: int
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answered:
+    """A 200 to an INVITE: the first answer of a fork or device, or the answer to a
+    re-INVITE that was relayed. ``late_offer``: the 200 carries the peer's offer (an INVITE
+    sent without SDP), which still needs our answer."""
+
+    at_us: int
+    peer: Peer
+    late_offer: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """The peer refused or gave up before answering (a final status >= 300)."""
+
+    at_us: int
+    peer: Peer
+    status: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HungUp:
+    """BYE or CANCEL from the peer (or its dialog failed after the answer)."""
+
+    at_us: int
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reoffered:
+    """A re-INVITE from the peer; ``holds``: its SDP puts the other side on hold."""
+
+    at_us: int
+    peer: Peer
+    holds: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimedOut:
+    at_us: int
+    timer: Timer
+
+
+BridgeInput = (DialTargets | Refuse | EndCall | Ringing | Answered | Failed | HungUp
+               | Reoffered | TimedOut)
+
+
+class InputKind(StrEnum):
+    """An input as the table sees it: the machine's own data refines some inputs (which
+    peer it is now, whether it is the last fork) into distinct kinds."""
+
+    DIAL = "dial"
+    REFUSE = "refuse"
+    END = "end"
+    CALLER_ANSWERED = "caller-answered"  # the caller's answer to a re-INVITE we sent it
+    CALLER_REOFFERED = "caller-reoffered"
+    CALLER_ENDED = "caller-ended"
+    DEVICE_RINGING = "device-ringing"
+    DEVICE_ANSWERED = "device-answered"
+    DEVICE_FAILED = "device-failed"
+    LAST_DEVICE_FAILED = "last-device-failed"
+    FORK_RINGING = "fork-ringing"
+    FORK_ANSWERED = "fork-answered"  # the caller waits for this answer
+    FORK_ANSWERED_CALLER_UP = "fork-answered-caller-up"  # the caller's dialog is up already
+    FORK_FAILED = "fork-failed"
+    LAST_FORK_FAILED = "last-fork-failed"
+    CALLEE_ANSWERED = "callee-answered"  # the callee's answer to a re-INVITE we sent it
+    CALLEE_REOFFERED = "callee-reoffered"
+    CALLEE_ENDED = "callee-ended"
+    RING_TIMEOUT = "ring-timeout"
+    USER_TIMEOUT = "user-timeout"
+    STRAY = "stray"  # from a peer that is not (or no longer) in the call
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallDevice:
+    """INVITE a user's device with no SDP, showing ``display_name``/``shown_number``."""
+
+    peer: Peer
+    target: Target
+    display_name: str
+    shown_number: str
+    auto_answer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallFork:
+    """INVITE a callee's device (or the trunk) with the caller's offer."""
+
+    peer: Peer
+    target: Target
+    caller_number: str
+    caller_name: str
+    callee_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """CANCEL the peer if it still rings, BYE it if it answered."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseCaller:
+    """Answer the caller's pending INVITE with a final failure."""
+
+    status: int
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Pass the current input's SIP event (ringing, answer, re-INVITE) on to ``to``."""
+
+    to: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class BecomeCaller:
+    """The device that picked up is the caller from now on; its offer is the call's."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptLateOffer:
+    """Answer a device's late offer with that same SDP made ``inactive`` (no media yet)."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class ReofferCaller:
+    """re-INVITE the caller with the SDP of the current input (the callee's answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer: Timer
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopTimer:
+    timer: Timer
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A signal for the call domain."""
+
+    signal: Signal
+
+
+@dataclass(frozen=True, slots=True)
+class SaveDialogs:
+    """The answered dialogs changed: save them, so a crash can still end them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The bridge is done: close its saved dialogs (if any) and forget it."""
+
+    dialogs_saved: bool
+
+
+Action = (CallDevice | CallFork | Disconnect | RefuseCaller | Relay | BecomeCaller
+          | AcceptLateOffer | ReofferCaller | StartTimer | StopTimer | Report | SaveDialogs
+          | Finished)
+
+
+class IllegalTransition(Exception):
+    """An input the table does not allow in the bridge's current state."""
+
+    code = "illegal-bridge-transition"
+
+    def __init__(self, state: BridgeState, kind: InputKind) -> None:
+        super().__init__(f"bridge in state {state} cannot take {kind}")
+        self.state = state
+        self.kind = kind
+
+
+S = BridgeState
+K = InputKind
+
+# The states that can still end a call, and what ends it from each.
+_LIVE = (S.OFFERED, S.RINGING_USER, S.USER_ANSWERED, S.DIALING, S.ALERTING, S.CONNECTING,
+         S.CONNECTED)
+_WAITING = (S.DIALING, S.ALERTING)
+
+TRANSITIONS: dict[BridgeState, dict[InputKind, BridgeState]] = {
+    S.OFFERED: {
+        K.DIAL: S.DIALING,
+        K.REFUSE: S.ENDED,
+        K.CALLER_ENDED: S.ENDED,
+    },
+    S.RINGING_USER: {
+        K.DEVICE_RINGING: S.RINGING_USER,
+        K.DEVICE_ANSWERED: S.USER_ANSWERED,
+        K.DEVICE_FAILED: S.RINGING_USER,
+        K.LAST_DEVICE_FAILED: S.ENDED,
+        K.USER_TIMEOUT: S.ENDED,
+        K.REFUSE: S.ENDED,
+    },
+    S.USER_ANSWERED: {
+        K.DIAL: S.DIALING,
+        K.REFUSE: S.ENDED,
+        K.CALLER_REOFFERED: S.USER_ANSWERED,  # nobody to relay it to yet
+        K.CALLER_ANSWERED: S.USER_ANSWERED,
+        K.CALLER_ENDED: S.ENDED,
+    },
+    S.DIALING: {
+        K.FORK_RINGING: S.ALERTING,
+        K.FORK_ANSWERED: S.CONNECTED,
+        K.FORK_ANSWERED_CALLER_UP: S.CONNECTING,
+        K.FORK_FAILED: S.DIALING,
+        K.LAST_FORK_FAILED: S.ENDED,
+        K.RING_TIMEOUT: S.ENDED,
+        K.CALLER_REOFFERED: S.DIALING,  # a picked-up user's phone: nobody to relay to yet
+        K.CALLER_ANSWERED: S.DIALING,
+        K.CALLER_ENDED: S.ENDED,
+    },
+    S.ALERTING: {
+        K.FORK_RINGING: S.ALERTING,
+        K.FORK_ANSWERED: S.CONNECTED,
+        K.FORK_ANSWERED_CALLER_UP: S.CONNECTING,
+        K.FORK_FAILED: S.ALERTING,
+        K.LAST_FORK_FAILED: S.ENDED,
+        K.RING_TIMEOUT: S.ENDED,
+        K.CALLER_REOFFERED: S.ALERTING,
+        K.CALLER_ANSWERED: S.ALERTING,
+        K.CALLER_ENDED: S.ENDED,
+    },
+    S.CONNECTING: {
+        K.CALLER_ANSWERED: S.CONNECTED,  # its answer to our re-INVITE: nothing to relay
+        K.CALLER_REOFFERED: S.CONNECTING,
+        K.CALLEE_REOFFERED: S.CONNECTING,
+        K.CALLEE_ANSWERED: S.CONNECTING,
+        K.CALLER_ENDED: S.ENDED,
+        K.CALLEE_ENDED: S.ENDED,
+    },
+    S.CONNECTED: {
+        K.CALLER_REOFFERED: S.CONNECTED,
+        K.CALLER_ANSWERED: S.CONNECTED,
+        K.CALLEE_REOFFERED: S.CONNECTED,
+        K.CALLEE_ANSWERED: S.CONNECTED,
+        K.CALLER_ENDED: S.ENDED,
+        K.CALLEE_ENDED: S.ENDED,
+        K.RING_TIMEOUT: S.CONNECTED,  # fired as the answer came in
+    },
+    S.ENDED: {},
+}
+for _state in _LIVE:
+    TRANSITIONS[_state][K.END] = S.ENDED
+    TRANSITIONS[_state][K.STRAY] = _state
+for _kind in K:
+    TRANSITIONS[S.ENDED][_kind] = S.ENDED  # after the end, everything is ignored
+
+# Best final status when every fork failed (RFC 3261 16.7: 6xx first, then busy-like).
+_PREFERENCE = (600, 603, 486, 480, 408)
+
+# RFC 3261 21.4/21.6 refusals and what a user would call them.
+_FAILURE_REASONS: dict[int, HangupReason] = {
+    486: HangupReason.BUSY,
+    600: HangupReason.BUSY,
+    603: HangupReason.REJECTED,
+    403: HangupReason.REJECTED,
+    408: HangupReason.NO_ANSWER,
+    480: HangupReason.UNAVAILABLE,
+    404: HangupReason.UNAVAILABLE,
+    410: HangupReason.UNAVAILABLE,
+    604: HangupReason.UNAVAILABLE,
+    487: HangupReason.CANCELLED,
+}
+
+_PHRASES = {
+    486: "Busy Here",
+    600: "Busy Everywhere",
+    603: "Decline",
+    480: "Temporarily Unavailable",
+    408: "Request Timeout",
+    404: "Not Found",
+}
+
+
+def reason_for_status(status: int) -> HangupReason:
+    if status in _FAILURE_REASONS:
+        return _FAILURE_REASONS[status]
+    if status >= 500:
+        return HangupReason.FAILED
+    return HangupReason.REJECTED
+
+
+def phrase_for_status(status: int) -> str:
+    return _PHRASES.get(status, "Call Failed")
+
+
+@dataclass
+class BridgeMachine:
+    """One call's SIP side. Create it with ``offered`` (a phone's INVITE) or
+    ``click_to_dial`` and feed it with ``handle``."""
+
+    call_id: CallId
+    state: BridgeState
+    devices: set[int] = field(default_factory=set)  # user devices still ringing
+    forks: set[int] = field(default_factory=set)  # callee forks still ringing
+    callee: Peer | None = None
+    caller_up: bool = False  # the caller's dialog is established (not a pending INVITE)
+    statuses: list[int] = field(default_factory=list)  # of failed devices or forks
+    held: dict[Role, bool] = field(default_factory=dict)
+    dialogs_saved: bool = False
+
+    @classmethod
+    def offered(cls, call_id: CallId) -> BridgeMachine:
+        return cls(call_id, BridgeState.OFFERED)
+
+    @classmethod
+    def click_to_dial(cls, call_id: CallId, ring: RingDevices) -> tuple[BridgeMachine,
+                                                                        list[Action]]:
+        """Start with the user's devices ringing (the bridge exists for the command)."""
+        machine = cls(call_id, BridgeState.RINGING_USER)
+        actions: list[Action] = []
+        for number, target in enumerate(ring.devices):
+            machine.devices.add(number)
+            actions.append(CallDevice(Peer(Role.DEVICE, number), target, ring.display_name,
+                                      ring.shown_number, ring.auto_answer))
+        actions.append(StartTimer(Timer.USER, ring.timeout))
+        return machine, actions
+
+    # --- the one entry point -------------------------------------------------------------
+
+    def kind_of(self, event: BridgeInput) -> InputKind:
+        """Name the input as the table sees it, from what the machine knows now."""
+        match event:
+            case DialTargets():
+                return K.DIAL
+            case Refuse():
+                return K.REFUSE
+            case EndCall():
+                return K.END
+            case TimedOut(timer=Timer.RING):
+                return K.RING_TIMEOUT
+            case TimedOut():
+                return K.USER_TIMEOUT
+            case Ringing(peer=peer):
+                return self._peer_kind(peer, K.DEVICE_RINGING, K.FORK_RINGING, None, None)
+            case Answered(peer=peer):
+                fork = K.FORK_ANSWERED_CALLER_UP if self.caller_up else K.FORK_ANSWERED
+                return self._peer_kind(peer, K.DEVICE_ANSWERED, fork, K.CALLER_ANSWERED,
+                                       K.CALLEE_ANSWERED)
+            case Failed(peer=peer):
+                last_device = self.devices == {peer.number}
+                last_fork = self.forks == {peer.number}
+                return self._peer_kind(
+                    peer, K.LAST_DEVICE_FAILED if last_device else K.DEVICE_FAILED,
+                    K.LAST_FORK_FAILED if last_fork else K.FORK_FAILED,
+                    K.CALLER_ENDED, K.CALLEE_ENDED)
+            case HungUp(peer=peer):
+                if peer.role is Role.CALLER or peer == self.callee:
+                    return self._peer_kind(peer, None, None, K.CALLER_ENDED, K.CALLEE_ENDED)
+                # A device or fork hanging up before it answered is one that failed.
+                return self.kind_of(Failed(at_us=event.at_us, peer=peer, status=500))
+            case Reoffered(peer=peer):
+                return self._peer_kind(peer, None, None, K.CALLER_REOFFERED,
+                                       K.CALLEE_REOFFERED)
+            case _:
+                assert_never(event)
+
+    def _peer_kind(self, peer: Peer, device: InputKind | None, fork: InputKind | None,
+                   caller: InputKind | None, callee: InputKind | None) -> InputKind:
+        if peer.role is Role.CALLER:
+            kind = caller
+        elif peer == self.callee:
+            kind = callee
+        elif peer.role is Role.DEVICE and peer.number in self.devices:
+            kind = device
+        elif peer.role is Role.FORK and peer.number in self.forks:
+            kind = fork
+        else:
+            kind = None
+        return kind if kind is not None else K.STRAY
+
+    def handle(self, event: BridgeInput) -> list[Action]:
+        """Apply ``event``; return what to do. Raises ``IllegalTransition`` (and changes
+        nothing) for a pair the table does not have."""
+        kind = self.kind_of(event)
+        allowed = TRANSITIONS[self.state]
+        if kind not in allowed:
+            raise IllegalTransition(self.state, kind)
+        before = self.state
+        new_state = allowed[kind]
+        if before is S.ENDED or kind is K.STRAY:
+            return []
+        actions = self._act(kind, event)
+        self.state = new_state
+        if new_state is S.ENDED:
+            actions.append(Finished(self.dialogs_saved))
+        return actions
+
+    # --- what each transition does ---------------------------------------------------------
+
+    def _act(self, kind: InputKind, event: BridgeInput) -> list[Action]:
+        match kind:
+            case K.DIAL:
+                assert isinstance(event, DialTargets)
+                return self._dial(event)
+            case K.REFUSE:
+                assert isinstance(event, Refuse)
+                actions = self._end_everything(event.status, event.phrase)
+                return actions + self._ended(event.reason, event.at_us)
+            case K.END:
+                assert isinstance(event, EndCall)
+                return self._end_everything(487, "Request Terminated") + self._ended(
+                    event.reason, event.at_us)
+            case K.DEVICE_FAILED | K.FORK_FAILED:
+                self._note_failure(event)
+                return []
+            case K.DEVICE_RINGING:
+                return []  # the user's leg is RINGING from the start
+            case K.DEVICE_ANSWERED:
+                assert isinstance(event, Answered)
+                return self._user_picked_up(event)
+            case K.LAST_DEVICE_FAILED:
+                self._note_failure(event)
+                self.devices.clear()
+                return [StopTimer(Timer.USER), *self._ended(
+                    reason_for_status(self._best_failure()), event.at_us)]
+            case K.USER_TIMEOUT:
+                return [*self._disconnect_all(self.devices, Role.DEVICE),
+                        *self._ended(HangupReason.NO_ANSWER, event.at_us)]
+            case K.FORK_RINGING:
+                return self._fork_ringing(event)
+            case K.FORK_ANSWERED | K.FORK_ANSWERED_CALLER_UP:
+                assert isinstance(event, Answered)
+                return self._fork_answered(event, relay=kind is K.FORK_ANSWERED)
+            case K.LAST_FORK_FAILED:
+                self._note_failure(event)
+                self.forks.clear()
+                status = self._best_failure()
+                return [StopTimer(Timer.RING), *self._end_caller(status, phrase_for_status(
+                    status)), *self._ended(reason_for_status(status), event.at_us)]
+            case K.RING_TIMEOUT:
+                if self.state is S.CONNECTED:
+                    return []
+                return [*self._disconnect_all(self.forks, Role.FORK),
+                        *self._end_caller(480, "No Answer"),
+                        *self._ended(HangupReason.NO_ANSWER, event.at_us)]
+            case K.CALLER_REOFFERED | K.CALLEE_REOFFERED:
+                assert isinstance(event, Reoffered)
+                return self._reoffered(event)
+            case K.CALLER_ANSWERED:
+                if self.state is S.CONNECTING or self.callee is None:
+                    return []  # the answer to our own re-INVITE (click-to-dial)
+                return [Relay(self.callee)]
+            case K.CALLEE_ANSWERED:
+                return [Relay(CALLER)]
+            case K.CALLER_ENDED:
+                if self.callee is not None:
+                    return [Disconnect(self.callee),
+                            *self._ended(HangupReason.COMPLETED, event.at_us)]
+                return [*self._disconnect_all(self.forks, Role.FORK),
+                        *self._ended(HangupReason.CANCELLED, event.at_us)]
+            case K.CALLEE_ENDED:
+                return [Disconnect(CALLER), *self._ended(HangupReason.COMPLETED, event.at_us)]
+            case K.STRAY:
+                return []
+            case _:
+                assert_never(kind)
+
+    def _dial(self, event: DialTargets) -> list[Action]:
+        actions: list[Action] = []
+        for number, target in enumerate(event.targets):
+            self.forks.add(number)
+            actions.append(CallFork(Peer(Role.FORK, number), target, event.caller_number,
+                                    event.caller_name, event.callee_number))
+        actions.append(StartTimer(Timer.RING, event.ring_timeout))
+        return actions
+
+    def _user_picked_up(self, event: Answered) -> list[Action]:
+        self.devices.discard(event.peer.number)
+        actions: list[Action] = [*self._disconnect_all(self.devices, Role.DEVICE),
+                                 StopTimer(Timer.USER), BecomeCaller(event.peer)]
+        if event.late_offer:
+            actions.append(AcceptLateOffer(CALLER))
+        self.caller_up = True
+        self.dialogs_saved = True
+        return [*actions, Report(UserPickedUp(call_id=self.call_id, at_us=event.at_us)),
+                SaveDialogs()]
+
+    def _fork_ringing(self, event: BridgeInput) -> list[Action]:
+        if self.state is S.ALERTING:
+            return []  # relayed once
+        actions: list[Action] = [] if self.caller_up else [Relay(CALLER)]
+        return [*actions, Report(CalleeRinging(call_id=self.call_id, at_us=event.at_us))]
+
+    def _fork_answered(self, event: Answered, relay: bool) -> list[Action]:
+        self.forks.discard(event.peer.number)
+        self.callee = event.peer
+        actions: list[Action] = [*self._disconnect_all(self.forks, Role.FORK),
+                                 StopTimer(Timer.RING)]
+        actions.append(Relay(CALLER) if relay else ReofferCaller())
+        self.caller_up = True
+        self.dialogs_saved = True
+        return [*actions, Report(CallAnswered(call_id=self.call_id, at_us=event.at_us)),
+                SaveDialogs()]
+
+    def _reoffered(self, event: Reoffered) -> list[Action]:
+        if self.callee is None:
+            return []  # nobody to relay it to yet (a picked-up user's phone)
+        from_caller = event.peer.role is Role.CALLER
+        actions: list[Action] = [Relay(self.callee if from_caller else CALLER)]
+        before = any(self.held.values())
+        self.held[Role.CALLER if from_caller else Role.FORK] = event.holds
+        after = any(self.held.values())
+        if before != after:
+            actions.append(Report(HoldChanged(call_id=self.call_id, held=after,
+                                              at_us=event.at_us)))
+        return [*actions, SaveDialogs()]  # the re-INVITE used up a CSeq of a dialog
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _note_failure(self, event: BridgeInput) -> None:
+        """A device or fork is out: remember its status for the final answer."""
+        if isinstance(event, Failed | HungUp):
+            self.statuses.append(event.status if isinstance(event, Failed) else 500)
+            pending = self.devices if event.peer.role is Role.DEVICE else self.forks
+            pending.discard(event.peer.number)
+
+    def _disconnect_all(self, numbers: set[int], role: Role) -> list[Action]:
+        actions: list[Action] = [Disconnect(Peer(role, number)) for number in sorted(numbers)]
+        numbers.clear()
+        return actions
+
+    def _end_caller(self, status: int, phrase: str) -> list[Action]:
+        """Refuse the caller while its INVITE is pending; BYE it once it is up."""
+        if self.state in (S.RINGING_USER,):
+            return []  # no caller yet
+        return [Disconnect(CALLER)] if self.caller_up else [RefuseCaller(status, phrase)]
+
+    def _end_everything(self, status: int, phrase: str) -> list[Action]:
+        actions: list[Action] = []
+        if self.callee is not None:
+            actions.append(Disconnect(self.callee))
+        actions += self._disconnect_all(self.forks, Role.FORK)
+        actions += self._disconnect_all(self.devices, Role.DEVICE)
+        actions += self._end_caller(status, phrase)
+        return [*actions, StopTimer(Timer.RING), StopTimer(Timer.USER)]
+
+    def _ended(self, reason: HangupReason | None, at_us: int) -> list[Action]:
+        if reason is None:
+            return []
+        return [Report(CallEnded(call_id=self.call_id, reason=reason, at_us=at_us))]
+
+    def _best_failure(self) -> int:
+        for status in _PREFERENCE:
+            if status in self.statuses:
+                return status
+        return min(self.statuses, default=480)

@@ -1,0 +1,429 @@
+"""The bridge state machine: every row of the transition table, and illegal pairs change
+nothing. No sippy, no sockets: machines are driven with named inputs only."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from hookswitch.calls.commands import (
+    CallAnswered,
+    CalleeRinging,
+    CallEnded,
+    HoldChanged,
+    UserPickedUp,
+)
+from hookswitch.calls.ids import CallId
+from hookswitch.calls.leg import HangupReason
+from hookswitch.sip.bridge_state import (
+    CALLER,
+    TRANSITIONS,
+    AcceptLateOffer,
+    Action,
+    Answered,
+    BecomeCaller,
+    BridgeInput,
+    BridgeMachine,
+    BridgeState,
+    CallDevice,
+    CallFork,
+    DialTargets,
+    Disconnect,
+    EndCall,
+    Failed,
+    Finished,
+    HungUp,
+    IllegalTransition,
+    InputKind,
+    Peer,
+    Refuse,
+    RefuseCaller,
+    Relay,
+    ReofferCaller,
+    Reoffered,
+    Report,
+    RingDevices,
+    Ringing,
+    Role,
+    SaveDialogs,
+    StartTimer,
+    StopTimer,
+    Target,
+    TimedOut,
+    Timer,
+)
+
+S, K = BridgeState, InputKind
+CALL = CallId("call-1")
+_clock = itertools.count(1_000)
+
+
+def at() -> int:
+    return next(_clock)
+
+
+def device(number: int) -> Peer:
+    return Peer(Role.DEVICE, number)
+
+
+def fork(number: int) -> Peer:
+    return Peer(Role.FORK, number)
+
+
+def targets(count: int) -> tuple[Target, ...]:
+    return tuple(Target(next_hop=("127.0.0.1", 5070 + n), contact=f"sip:dev{n}@127.0.0.1")
+                 for n in range(count))
+
+
+def dial(count: int = 2) -> DialTargets:
+    return DialTargets(at_us=at(), targets=targets(count), caller_number="210",
+                       caller_name="Jane Doe", callee_number="200", ring_timeout=60)
+
+
+def click_to_dial(devices: int = 2) -> BridgeMachine:
+    machine, _ = BridgeMachine.click_to_dial(CALL, RingDevices(
+        at_us=at(), devices=targets(devices), display_name="(pick up to call)",
+        shown_number="200", auto_answer=False, timeout=30))
+    return machine
+
+
+def fed(machine: BridgeMachine, *inputs: BridgeInput) -> BridgeMachine:
+    for event in inputs:
+        machine.handle(event)
+    return machine
+
+
+# One way into each state, and how many devices or forks are still ringing there.
+def machine_in(state: BridgeState, pending: int = 2, click: bool = False) -> BridgeMachine:
+    offered = BridgeMachine.offered(CALL)
+    picked = Answered(at_us=at(), peer=device(0), late_offer=True)
+    builders: dict[BridgeState, Callable[[], BridgeMachine]] = {
+        S.OFFERED: lambda: offered,
+        S.RINGING_USER: lambda: click_to_dial(pending),
+        S.USER_ANSWERED: lambda: fed(click_to_dial(), picked),
+        S.DIALING: lambda: (fed(click_to_dial(), picked, dial(pending)) if click
+                            else fed(offered, dial(pending))),
+        S.ALERTING: lambda: fed(machine_in(S.DIALING, pending, click),
+                                Ringing(at_us=at(), peer=fork(0))),
+        S.CONNECTING: lambda: fed(click_to_dial(), picked, dial(2),
+                                  Answered(at_us=at(), peer=fork(0))),
+        S.CONNECTED: lambda: (fed(machine_in(S.CONNECTING), Answered(at_us=at(), peer=CALLER))
+                              if click else fed(offered, dial(2),
+                                                Answered(at_us=at(), peer=fork(0)))),
+        S.ENDED: lambda: fed(offered, EndCall(at_us=at(), reason=HangupReason.API)),
+    }
+    machine = builders[state]()
+    assert machine.state is state
+    return machine
+
+
+def reports(actions: list[Action]) -> list[object]:
+    return [action.signal for action in actions if isinstance(action, Report)]
+
+
+def ended_with(reason: HangupReason) -> Callable[[list[Action]], bool]:
+    def check(actions: list[Action]) -> bool:
+        ends = [signal for signal in reports(actions) if isinstance(signal, CallEnded)]
+        return [end.reason for end in ends] == [reason] and isinstance(actions[-1], Finished)
+
+    return check
+
+
+def has(*expected: Action) -> Callable[[list[Action]], bool]:
+    return lambda actions: all(action in actions for action in expected)
+
+
+def nothing(actions: list[Action]) -> bool:
+    return actions == []
+
+
+# (state, kind) -> (machine, input, state after, what the actions must show)
+Case = tuple[Callable[[], BridgeMachine], Callable[[], BridgeInput], BridgeState,
+             Callable[[list[Action]], bool]]
+
+END = lambda: EndCall(at_us=at(), reason=HangupReason.API)  # noqa: E731
+STRAY = lambda: Ringing(at_us=at(), peer=fork(9))  # noqa: E731
+REFUSE = lambda: Refuse(at_us=at(), status=404, phrase="Not Found",  # noqa: E731
+                        reason=HangupReason.UNAVAILABLE)
+CALLER_BYE = lambda: HungUp(at_us=at(), peer=CALLER)  # noqa: E731
+CALLEE_BYE = lambda: HungUp(at_us=at(), peer=fork(0))  # noqa: E731
+
+
+def _in(state: BridgeState, pending: int = 2, click: bool = False) -> Callable[[],
+                                                                               BridgeMachine]:
+    return lambda: machine_in(state, pending, click)
+
+
+CASES: dict[tuple[BridgeState, InputKind], Case] = {
+    # OFFERED: a phone's INVITE, the domain decides
+    (S.OFFERED, K.DIAL): (_in(S.OFFERED), dial, S.DIALING, lambda a: [
+        type(x) for x in a] == [CallFork, CallFork, StartTimer]),
+    (S.OFFERED, K.REFUSE): (_in(S.OFFERED), REFUSE, S.ENDED,
+                            lambda a: RefuseCaller(404, "Not Found") in a
+                            and ended_with(HangupReason.UNAVAILABLE)(a)),
+    (S.OFFERED, K.CALLER_ENDED): (_in(S.OFFERED), CALLER_BYE, S.ENDED,
+                                  ended_with(HangupReason.CANCELLED)),
+    (S.OFFERED, K.END): (_in(S.OFFERED), END, S.ENDED,
+                         lambda a: RefuseCaller(487, "Request Terminated") in a
+                         and ended_with(HangupReason.API)(a)),
+    (S.OFFERED, K.STRAY): (_in(S.OFFERED), STRAY, S.OFFERED, nothing),
+    # RINGING_USER: click-to-dial, the user's devices ring
+    (S.RINGING_USER, K.DEVICE_RINGING): (_in(S.RINGING_USER),
+                                         lambda: Ringing(at_us=at(), peer=device(1)),
+                                         S.RINGING_USER, nothing),
+    (S.RINGING_USER, K.DEVICE_ANSWERED): (
+        _in(S.RINGING_USER), lambda: Answered(at_us=at(), peer=device(1), late_offer=True),
+        S.USER_ANSWERED,
+        lambda a: a[:4] == [Disconnect(device(0)), StopTimer(Timer.USER),
+                            BecomeCaller(device(1)), AcceptLateOffer(CALLER)]
+        and isinstance(reports(a)[0], UserPickedUp) and a[-1] == SaveDialogs()),
+    (S.RINGING_USER, K.DEVICE_FAILED): (_in(S.RINGING_USER),
+                                        lambda: Failed(at_us=at(), peer=device(0), status=486),
+                                        S.RINGING_USER, nothing),
+    (S.RINGING_USER, K.LAST_DEVICE_FAILED): (
+        _in(S.RINGING_USER, pending=1), lambda: Failed(at_us=at(), peer=device(0), status=486),
+        S.ENDED, ended_with(HangupReason.BUSY)),
+    (S.RINGING_USER, K.USER_TIMEOUT): (
+        _in(S.RINGING_USER), lambda: TimedOut(at_us=at(), timer=Timer.USER), S.ENDED,
+        lambda a: has(Disconnect(device(0)), Disconnect(device(1)))(a)
+        and ended_with(HangupReason.NO_ANSWER)(a)),
+    (S.RINGING_USER, K.REFUSE): (_in(S.RINGING_USER), REFUSE, S.ENDED,
+                                 lambda a: not any(isinstance(x, RefuseCaller) for x in a)
+                                 and ended_with(HangupReason.UNAVAILABLE)(a)),
+    (S.RINGING_USER, K.END): (_in(S.RINGING_USER), END, S.ENDED,
+                              lambda a: has(Disconnect(device(0)), Disconnect(device(1)))(a)
+                              and ended_with(HangupReason.API)(a)),
+    (S.RINGING_USER, K.STRAY): (_in(S.RINGING_USER), STRAY, S.RINGING_USER, nothing),
+    # USER_ANSWERED: the user picked up; the destination is next
+    (S.USER_ANSWERED, K.DIAL): (_in(S.USER_ANSWERED), dial, S.DIALING,
+                                lambda a: isinstance(a[0], CallFork)),
+    (S.USER_ANSWERED, K.REFUSE): (_in(S.USER_ANSWERED), REFUSE, S.ENDED,
+                                  lambda a: Disconnect(CALLER) in a
+                                  and ended_with(HangupReason.UNAVAILABLE)(a)),
+    (S.USER_ANSWERED, K.CALLER_REOFFERED): (
+        _in(S.USER_ANSWERED), lambda: Reoffered(at_us=at(), peer=CALLER, holds=True),
+        S.USER_ANSWERED, nothing),
+    (S.USER_ANSWERED, K.CALLER_ANSWERED): (_in(S.USER_ANSWERED),
+                                           lambda: Answered(at_us=at(), peer=CALLER),
+                                           S.USER_ANSWERED, nothing),
+    (S.USER_ANSWERED, K.CALLER_ENDED): (_in(S.USER_ANSWERED), CALLER_BYE, S.ENDED,
+                                        ended_with(HangupReason.CANCELLED)),
+    (S.USER_ANSWERED, K.END): (_in(S.USER_ANSWERED), END, S.ENDED,
+                               lambda a: Disconnect(CALLER) in a
+                               and ended_with(HangupReason.API)(a)),
+    (S.USER_ANSWERED, K.STRAY): (_in(S.USER_ANSWERED), STRAY, S.USER_ANSWERED, nothing),
+}
+
+
+def _waiting_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
+    """DIALING and ALERTING take the same inputs; only the first 180 differs."""
+    ring_again = state is S.ALERTING
+    return {
+        (state, K.FORK_RINGING): (
+            _in(state), lambda: Ringing(at_us=at(), peer=fork(1)), S.ALERTING,
+            nothing if ring_again else lambda a: a[0] == Relay(CALLER)
+            and isinstance(reports(a)[0], CalleeRinging)),
+        (state, K.FORK_ANSWERED): (
+            _in(state), lambda: Answered(at_us=at(), peer=fork(1)), S.CONNECTED,
+            lambda a: a[:3] == [Disconnect(fork(0)), StopTimer(Timer.RING), Relay(CALLER)]
+            and isinstance(reports(a)[0], CallAnswered) and a[-1] == SaveDialogs()),
+        (state, K.FORK_ANSWERED_CALLER_UP): (
+            _in(state, click=True), lambda: Answered(at_us=at(), peer=fork(1)),
+            S.CONNECTING,
+            lambda a: a[:3] == [Disconnect(fork(0)), StopTimer(Timer.RING), ReofferCaller()]
+            and isinstance(reports(a)[0], CallAnswered)),
+        (state, K.FORK_FAILED): (_in(state),
+                                 lambda: Failed(at_us=at(), peer=fork(1), status=486),
+                                 state, nothing),
+        (state, K.LAST_FORK_FAILED): (
+            _in(state, pending=1), lambda: Failed(at_us=at(), peer=fork(0), status=486),
+            S.ENDED, lambda a: RefuseCaller(486, "Busy Here") in a
+            and ended_with(HangupReason.BUSY)(a)),
+        (state, K.RING_TIMEOUT): (
+            _in(state), lambda: TimedOut(at_us=at(), timer=Timer.RING), S.ENDED,
+            lambda a: RefuseCaller(480, "No Answer") in a
+            and has(Disconnect(fork(0)), Disconnect(fork(1)))(a)
+            and ended_with(HangupReason.NO_ANSWER)(a)),
+        (state, K.CALLER_REOFFERED): (
+            _in(state, click=True), lambda: Reoffered(at_us=at(), peer=CALLER, holds=True),
+            state, nothing),
+        (state, K.CALLER_ANSWERED): (_in(state, click=True),
+                                     lambda: Answered(at_us=at(), peer=CALLER), state,
+                                     nothing),
+        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
+                                  lambda a: has(Disconnect(fork(0)), Disconnect(fork(1)))(a)
+                                  and ended_with(HangupReason.CANCELLED)(a)),
+        (state, K.END): (_in(state), END, S.ENDED,
+                         lambda a: RefuseCaller(487, "Request Terminated") in a
+                         and ended_with(HangupReason.API)(a)),
+        (state, K.STRAY): (_in(state), STRAY, state, nothing),
+    }
+
+
+def _up_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
+    """CONNECTING and CONNECTED: both sides are up; re-INVITEs and answers cross."""
+    click = state is S.CONNECTING
+    cases: dict[tuple[BridgeState, InputKind], Case] = {
+        (state, K.CALLER_REOFFERED): (
+            _in(state), lambda: Reoffered(at_us=at(), peer=CALLER, holds=True), state,
+            lambda a: a[0] == Relay(fork(0)) and isinstance(reports(a)[0], HoldChanged)
+            and a[-1] == SaveDialogs()),
+        (state, K.CALLEE_REOFFERED): (
+            _in(state), lambda: Reoffered(at_us=at(), peer=fork(0), holds=False), state,
+            lambda a: a == [Relay(CALLER), SaveDialogs()]),
+        (state, K.CALLEE_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=fork(0)),
+                                     state, lambda a: a == [Relay(CALLER)]),
+        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(fork(0))
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(CALLER)
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.END): (_in(state), END, S.ENDED,
+                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
+                         and ended_with(HangupReason.API)(a)),
+        (state, K.STRAY): (_in(state), STRAY, state, nothing),
+    }
+    if click:  # the user's phone answers our re-INVITE: swallowed
+        cases[(state, K.CALLER_ANSWERED)] = (_in(state),
+                                             lambda: Answered(at_us=at(), peer=CALLER),
+                                             S.CONNECTED, nothing)
+    else:  # the caller answers a re-INVITE the callee sent: relayed
+        cases[(state, K.CALLER_ANSWERED)] = (_in(state),
+                                             lambda: Answered(at_us=at(), peer=CALLER),
+                                             state, lambda a: a == [Relay(fork(0))])
+        cases[(state, K.RING_TIMEOUT)] = (_in(state),
+                                          lambda: TimedOut(at_us=at(), timer=Timer.RING),
+                                          state, nothing)
+    return cases
+
+
+for _state in (S.DIALING, S.ALERTING):
+    CASES.update(_waiting_cases(_state))
+for _state in (S.CONNECTING, S.CONNECTED):
+    CASES.update(_up_cases(_state))
+
+
+def test_every_row_of_the_table_has_a_case() -> None:
+    rows = {(state, kind) for state, row in TRANSITIONS.items() for kind in row
+            if state is not S.ENDED}
+    assert rows == set(CASES)
+
+
+@pytest.mark.parametrize("row", list(CASES), ids=lambda row: f"{row[0]}-{row[1]}")
+def test_row(row: tuple[BridgeState, InputKind]) -> None:
+    make_machine, make_input, after, check = CASES[row]
+    machine = make_machine()
+    event = make_input()
+    assert machine.kind_of(event) is row[1]
+    actions = machine.handle(event)
+    assert machine.state is after
+    assert TRANSITIONS[row[0]][row[1]] is after
+    assert check(actions), actions
+
+
+@pytest.mark.parametrize("kind", list(K))
+def test_ended_ignores_everything(kind: InputKind) -> None:
+    assert TRANSITIONS[S.ENDED][kind] is S.ENDED
+    machine = machine_in(S.ENDED)
+    for event in (dial(), REFUSE(), END(), CALLER_BYE(), CALLEE_BYE(), STRAY(),
+                  TimedOut(at_us=at(), timer=Timer.RING)):
+        assert machine.handle(event) == []
+    assert machine.state is S.ENDED
+
+
+ILLEGAL = [(state, kind) for state in S if state is not S.ENDED for kind in K
+           if kind not in TRANSITIONS[state]]
+
+
+def test_illegal_pairs_raise_and_change_nothing() -> None:
+    # An input of each illegal kind, built in a state where it is classified as that kind.
+    samples: dict[InputKind, Callable[[], BridgeInput]] = {
+        K.DIAL: dial, K.REFUSE: REFUSE,
+        K.CALLER_ANSWERED: lambda: Answered(at_us=at(), peer=CALLER),
+        K.CALLER_REOFFERED: lambda: Reoffered(at_us=at(), peer=CALLER, holds=False),
+        K.CALLER_ENDED: CALLER_BYE,
+        K.RING_TIMEOUT: lambda: TimedOut(at_us=at(), timer=Timer.RING),
+        K.USER_TIMEOUT: lambda: TimedOut(at_us=at(), timer=Timer.USER),
+    }
+    checked = 0
+    for state, kind in ILLEGAL:
+        if kind not in samples:
+            continue  # peer kinds (device, fork, callee) are STRAY in states without them
+        machine = machine_in(state)
+        event = samples[kind]()
+        if machine.kind_of(event) is not kind:
+            continue
+        before = (machine.state, set(machine.forks), set(machine.devices), machine.callee)
+        with pytest.raises(IllegalTransition):
+            machine.handle(event)
+        assert (machine.state, set(machine.forks), set(machine.devices),
+                machine.callee) == before
+        checked += 1
+    assert checked >= 10
+
+
+# --- scenarios, as a call goes ---------------------------------------------------------------
+
+
+def test_a_losing_fork_is_cancelled_and_its_late_events_are_ignored() -> None:
+    machine = fed(BridgeMachine.offered(CALL), dial(3))
+    assert machine.handle(Ringing(at_us=at(), peer=fork(2)))[0] == Relay(CALLER)
+    actions = machine.handle(Answered(at_us=at(), peer=fork(1)))
+    assert [a for a in actions if isinstance(a, Disconnect)] == [Disconnect(fork(0)),
+                                                               Disconnect(fork(2))]
+    assert machine.handle(Failed(at_us=at(), peer=fork(0), status=487)) == []
+    assert machine.handle(Answered(at_us=at(), peer=fork(2))) == []
+    assert machine.state is S.CONNECTED and machine.callee == fork(1)
+
+
+def test_the_best_failure_is_what_the_caller_hears() -> None:
+    machine = fed(BridgeMachine.offered(CALL), dial(3))
+    machine.handle(Failed(at_us=at(), peer=fork(0), status=480))
+    machine.handle(Failed(at_us=at(), peer=fork(1), status=486))
+    actions = machine.handle(Failed(at_us=at(), peer=fork(2), status=404))
+    assert RefuseCaller(486, "Busy Here") in actions
+    assert ended_with(HangupReason.BUSY)(actions)
+
+
+def test_hold_is_reported_until_both_sides_resume() -> None:
+    machine = machine_in(S.CONNECTED)
+    holds = []
+    for peer, holding in ((CALLER, True), (fork(0), True), (CALLER, False), (fork(0), False)):
+        holds += [s.held for s in reports(machine.handle(
+            Reoffered(at_us=at(), peer=peer, holds=holding))) if isinstance(s, HoldChanged)]
+    assert holds == [True, False]
+
+
+def test_click_to_dial_from_pick_up_to_connected() -> None:
+    machine, first = BridgeMachine.click_to_dial(CALL, RingDevices(
+        at_us=at(), devices=targets(2), display_name="(pick up to call)", shown_number="200",
+        auto_answer=True, timeout=30))
+    assert [type(a) for a in first] == [CallDevice, CallDevice, StartTimer]
+    assert all(a.auto_answer for a in first if isinstance(a, CallDevice))
+    machine.handle(Answered(at_us=at(), peer=device(0), late_offer=True))
+    # The phone that picked up plays the caller from now on; the other device stops.
+    assert machine.handle(Failed(at_us=at(), peer=device(1), status=487)) == []
+    machine.handle(dial(1))
+    ringing = machine.handle(Ringing(at_us=at(), peer=fork(0)))
+    assert Relay(CALLER) not in ringing  # the user's phone is answered already
+    assert ReofferCaller() in machine.handle(Answered(at_us=at(), peer=fork(0)))
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert machine.state is S.CONNECTED
+    actions = machine.handle(HungUp(at_us=at(), peer=fork(0)))
+    assert actions[0] == Disconnect(CALLER)
+    assert actions[-1] == Finished(dialogs_saved=True)
+
+
+def test_a_fork_hanging_up_before_it_answers_counts_as_failed() -> None:
+    machine = fed(BridgeMachine.offered(CALL), dial(1))
+    actions = machine.handle(HungUp(at_us=at(), peer=fork(0)))
+    assert RefuseCaller(500, "Call Failed") in actions
+    assert ended_with(HangupReason.FAILED)(actions)
+
+
+def test_a_call_never_answered_has_no_dialogs_to_close() -> None:
+    machine = fed(BridgeMachine.offered(CALL), dial(1))
+    assert machine.handle(END())[-1] == Finished(dialogs_saved=False)
