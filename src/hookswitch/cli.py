@@ -221,7 +221,8 @@ def webhooks_replay(
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """Queue failed deliveries again; the running server sends them within a second."""
+    """Queue failed deliveries again; a running server sends them within a few seconds
+    (its sender looks for them every 3 s)."""
     from hookswitch.events.admin import replay
 
     if not ids and not all_failed:

@@ -48,7 +48,7 @@ from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.recorder import (
     BindingChange,
-    close_open_legs,
+    Recorder,
     load_bindings,
     take_orphaned_dialogs,
 )
@@ -152,7 +152,7 @@ class Server:
         async with sessions() as session:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
-            closed = await close_open_legs(session, now_us(), subscriptions)
+            closed = await Recorder(sessions, subscriptions).close_open_legs(session, now_us())
             orphaned = await take_orphaned_dialogs(session, self.options.node_id)
             directory = await load_directory(
                 session, str(settings.default_tenant) if settings.default_tenant else None

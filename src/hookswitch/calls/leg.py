@@ -108,6 +108,8 @@ class LegChange:
     sequence: int
     at_us: int
     reason: HangupReason | None = None
+    # When the leg was first answered (a resume from hold is not an answer); None before.
+    answered_us: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -169,6 +171,7 @@ class Leg:
             sequence=len(self.history) + 1,
             at_us=at_us,
             reason=self.reason if new_state is LegState.HANGUP else None,
+            answered_us=self.answered_us,
         )
         self.history.append(change)
         return change

@@ -221,8 +221,9 @@ class Switch:
         if caller_user is not None:
             effects.append(self._open_leg(call, caller_user, Direction.OUT, caller,
                                           _callee_party(destination), offer.at_us))
+        refusal = Reject(call_id=call.id, status=480, phrase="Temporarily Unavailable")
         return effects + self._call_destination(call, caller_user, caller, destination,
-                                                offer.at_us, refuse=Reject)
+                                                offer.at_us, refusal)
 
     def _picked_up(self, signal: UserPickedUp) -> list[Effect]:
         pending = self._pending.pop(signal.call_id, None)
@@ -230,8 +231,9 @@ class Switch:
         if pending is None or call is None:
             return []
         caller = Party(number=pending.user.extension, name=pending.user.name)
+        # The user's phone is answered already: it is hung up, not refused.
         return self._call_destination(call, pending.user, caller, pending.destination,
-                                      signal.at_us, refuse=Hangup)
+                                      signal.at_us, Hangup(call_id=call.id))
 
     def _call_destination(
         self,
@@ -240,12 +242,13 @@ class Switch:
         caller: Party,
         destination: ToUser | ToTrunk,
         at_us: int,
-        refuse: type[Reject] | type[Hangup],
+        refusal: Reject | Hangup,
     ) -> list[Effect]:
         """Open the callee's leg (if a user) and ask SIP to call and bridge the destination.
 
-        A user with no registered device ends the call ``unavailable`` at once: the caller
-        is refused 480 (an INVITE) or hung up (a click-to-dial whose user picked up).
+        A user with no registered device ends the call ``unavailable`` at once, and SIP is
+        told ``refusal``: refuse the caller's INVITE, or hang up a click-to-dial user's
+        phone that is answered already.
         """
         effects: list[Effect] = []
         callee = _callee_party(destination)
@@ -255,12 +258,7 @@ class Switch:
                 if not self.has_devices(callee_user.id):
                     effects += call.signal_all(LegSignal.ENDED, at_us, HangupReason.UNAVAILABLE)
                     self._forget(call.id)
-                    if refuse is Reject:
-                        effects.append(Reject(call_id=call.id, status=480,
-                                              phrase="Temporarily Unavailable"))
-                    else:
-                        effects.append(Hangup(call_id=call.id))
-                    return effects
+                    return [*effects, refusal]
                 effects.append(
                     self._open_leg(call, callee_user, Direction.IN, caller, callee, at_us)
                 )
@@ -269,6 +267,8 @@ class Switch:
             case ToTrunk(trunk=trunk, number=number):
                 target = TrunkNumber(host=trunk.host, port=trunk.port, number=number)
                 caller_number = caller_user.presented_number if caller_user else caller.number
+            case _:
+                assert_never(destination)
         effects.append(
             Connect(
                 call_id=call.id,
@@ -288,3 +288,5 @@ def _callee_party(destination: ToUser | ToTrunk) -> Party:
             return Party(number=user.extension, name=user.name)
         case ToTrunk(number=number):
             return Party(number=number, name=number)
+        case _:
+            assert_never(destination)

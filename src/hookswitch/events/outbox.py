@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookswitch.directory.models import WebhookRow
-from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.payload import LegRecord, call_event
 
 # An event's unique id: the webhook-id of its deliveries and the id of its SSE message.
@@ -105,14 +104,3 @@ def delivery_values(event_id: int, leg_id: str, created_at: datetime,
     return {"event_id": event_id, "webhook_id": webhook_id, "leg_id": leg_id,
             "status": "pending", "attempts": 0, "next_attempt_at": created_at,
             "created_at": created_at}
-
-
-def new_event(
-    leg: LegRecord, user_id: str, state: str, sequence: int, at_us: int, reason: str | None
-) -> EventRow:
-    """The outbox row of one call event (its id comes when the session flushes)."""
-    return EventRow(**event_values(leg, user_id, state, sequence, at_us, reason))
-
-
-def new_delivery(event: EventRow, webhook_id: str) -> DeliveryRow:
-    return DeliveryRow(**delivery_values(event.id, event.leg_id, event.created_at, webhook_id))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 import structlog
 from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventTry, CCEventUpdate
@@ -224,6 +224,8 @@ class Bridge:
                 if saved:
                     self._on_dialogs(DialogsClosed(call_id=self.call_id))
                 self._on_done(self.call_id)
+            case _:
+                assert_never(action)
 
     def _call(self, peer: Peer, next_hop: tuple[str, int], contact: str | None,
               event: Any) -> None:

@@ -1,5 +1,6 @@
 """The one writer: applies leg records and registration changes in order, one transaction
-per batch, on the asyncio side. Nothing on the call path waits for it."""
+per batch, in the events worker process (events/worker.py). Nothing on the call path
+waits for it."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from hookswitch.events.outbox import (
     Subscriptions,
     delivery_values,
     event_values,
-    new_delivery,
-    new_event,
 )
 from hookswitch.sip.location import Binding
 from hookswitch.store.base import Base
@@ -218,6 +217,26 @@ class Recorder:
         if rows:
             await conn.execute(_DIALOGS.insert(), rows)
 
+    async def close_open_legs(self, session: AsyncSession, now_us: int) -> int:
+        """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly
+        once), written like any other leg change, events and deliveries included."""
+        last = (select(_CHANGES.c.leg_id, func.max(_CHANGES.c.sequence).label("last"))
+                .group_by(_CHANGES.c.leg_id).subquery())
+        rows = (await session.execute(
+            select(LegRow, last.c.last).outerjoin(last, last.c.leg_id == LegRow.id)
+            .where(LegRow.state != LegState.HANGUP.value)
+        )).all()
+        changes: list[Record] = []
+        for leg, sequence in rows:
+            self._legs[leg.id] = _LegInfo.of_row(leg)
+            changes.append(LegChange(leg_id=leg.id, call_id=leg.call_id, state=LegState.HANGUP,
+                                     sequence=(sequence or 0) + 1, at_us=now_us,
+                                     reason=HangupReason.FAILED))
+        if changes:
+            await self._write(session, changes)
+            self._forget_ended(changes)
+        return len(changes)
+
     def _event_values(self, change: LegChange) -> dict[str, Any]:
         info = self._legs[change.leg_id]
         reason = change.reason.value if change.reason else None
@@ -255,6 +274,12 @@ class _LegInfo:
                    leg.direction.value, leg.caller.number, leg.caller.name,
                    leg.callee.number, leg.callee.name)
 
+    @classmethod
+    def of_row(cls, row: LegRow) -> _LegInfo:
+        return cls(row.id, row.call_id, row.tenant_id, row.user_id, row.extension,
+                   row.direction, row.caller_number, row.caller_name, row.callee_number,
+                   row.callee_name)
+
 
 _CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS = (
     Base.metadata.tables[model.__tablename__]
@@ -267,7 +292,7 @@ _UPDATE_LEG = (
     update(_LEGS)
     .where(_LEGS.c.id == bindparam("b_id"))
     .values(state=bindparam("b_state"),
-            answered_at=func.coalesce(_LEGS.c.answered_at, bindparam("b_answered_at")),
+            answered_at=func.coalesce(bindparam("b_answered_at"), _LEGS.c.answered_at),
             ended_at=func.coalesce(bindparam("b_ended_at"), _LEGS.c.ended_at),
             reason=func.coalesce(bindparam("b_reason"), _LEGS.c.reason))
 )
@@ -287,8 +312,8 @@ def _leg_updates(changes: Iterable[LegChange]) -> list[dict[str, Any]]:
         values = folded.setdefault(change.leg_id, {
             "b_id": change.leg_id, "b_answered_at": None, "b_ended_at": None, "b_reason": None})
         values["b_state"] = change.state.value
-        if change.state is LegState.ACTIVE and values["b_answered_at"] is None:
-            values["b_answered_at"] = _at(change.at_us)
+        if change.answered_us is not None:  # the domain's rule (calls/leg.py), not ours
+            values["b_answered_at"] = _at(change.answered_us)
         if change.state is LegState.HANGUP:
             values["b_ended_at"] = _at(change.at_us)
             values["b_reason"] = change.reason.value if change.reason else None
@@ -344,43 +369,6 @@ async def _write_binding(
     row.source_host, row.source_port = binding.source
     row.expires_at = datetime.fromtimestamp(binding.expires_at, UTC)
     row.user_agent = binding.user_agent
-
-
-async def close_open_legs(
-    session: AsyncSession, now_us: int, subscriptions: Subscriptions
-) -> int:
-    """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly once),
-    and their HANGUP events go to the outbox like any other."""
-    open_legs = (
-        await session.scalars(select(LegRow).where(LegRow.state != LegState.HANGUP.value))
-    ).all()
-    for leg in open_legs:
-        last = await session.scalar(
-            select(LegChangeRow.sequence)
-            .where(LegChangeRow.leg_id == leg.id)
-            .order_by(LegChangeRow.sequence.desc())
-            .limit(1)
-        )
-        leg.state = LegState.HANGUP.value
-        leg.reason = HangupReason.FAILED.value
-        leg.ended_at = _at(now_us)
-        sequence = (last or 0) + 1
-        session.add(
-            LegChangeRow(
-                leg_id=leg.id,
-                sequence=sequence,
-                state=LegState.HANGUP.value,
-                reason=HangupReason.FAILED.value,
-                at_us=now_us,
-            )
-        )
-        event = new_event(leg, leg.user_id, LegState.HANGUP.value, sequence, now_us,
-                          HangupReason.FAILED.value)
-        session.add(event)
-        await session.flush()
-        for webhook_id in subscriptions.for_user(leg.tenant_id, leg.extension):
-            session.add(new_delivery(event, webhook_id))
-    return len(open_legs)
 
 
 def _dialog_json(dialog: Dialog) -> dict[str, Any]:
