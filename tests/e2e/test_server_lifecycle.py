@@ -6,6 +6,7 @@ import signal
 import socket
 import uuid
 
+import httpx
 import pytest
 
 from tests.phones.wait import wait_until
@@ -46,6 +47,8 @@ def options(server: RunningServer) -> str | None:
 
 
 def test_healthz_and_options_answered(server: RunningServer) -> None:
+    health = httpx.get(server.http + "/healthz", timeout=5)
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
     answer = options(server)
     assert answer is not None and answer.startswith("SIP/2.0 200")
 
