@@ -14,7 +14,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookswitch.calls.ids import TenantId, UserId
-from hookswitch.config import Provisioning, TenantSection
+from hookswitch.config import (
+    Provisioning,
+    TenantSection,
+    TrunkSection,
+    UserSection,
+    WebhookSection,
+)
 from hookswitch.directory.credentials import digest_ha1, token_digest
 from hookswitch.directory.models import (
     ApiTokenRow,
@@ -43,77 +49,76 @@ async def apply_provisioning(session: AsyncSession, provisioning: Provisioning) 
 
 
 async def _apply_tenant(session: AsyncSession, tenant: TenantSection) -> None:
-    tenant_id = str(tenant.id)
-    await session.merge(TenantRow(id=tenant_id, name=tenant.name, sip_domain=tenant.sip_domain))
-    realm = tenant.sip_domain or tenant_id
-    user_ids = []
-    for user in tenant.users:
-        user_id = user_id_for(tenant.id, user.extension)
-        user_ids.append(user_id)
-        await session.merge(
-            UserRow(
-                id=user_id,
-                tenant_id=tenant_id,
-                extension=user.extension,
-                name=user.name,
-                ha1_md5=digest_ha1("MD5", user.extension, realm, user.sip_password),
-                ha1_sha256=digest_ha1("SHA-256", user.extension, realm, user.sip_password),
-                auto_answer=user.auto_answer,
-            )
-        )
-        await session.execute(delete(NumberRow).where(NumberRow.user_id == user_id))
-        for position, number in enumerate(user.numbers):
-            session.add(NumberRow(number=number, user_id=user_id, position=position))
-        await session.execute(
-            delete(ApiTokenRow).where(
-                ApiTokenRow.user_id == user_id, ApiTokenRow.source == "config"
-            )
-        )
-        if user.api_token:
-            session.add(
-                ApiTokenRow(
-                    id=_child_id(tenant.id, "token", user.extension),
-                    user_id=user_id,
-                    token_sha256=token_digest(user.api_token),
-                    source="config",
-                    created_at=datetime.now(UTC),
-                )
-            )
-    await session.execute(
-        delete(UserRow).where(UserRow.tenant_id == tenant_id, UserRow.id.not_in(user_ids))
-    )
-    trunk_ids = []
-    for trunk in tenant.trunks:
-        host, port = trunk.hostport
-        trunk_id = _child_id(tenant.id, "trunk", trunk.name)
-        trunk_ids.append(trunk_id)
-        await session.merge(
-            TrunkRow(id=trunk_id, tenant_id=tenant_id, name=trunk.name, host=host, port=port)
-        )
-    await session.execute(
-        delete(TrunkRow).where(TrunkRow.tenant_id == tenant_id, TrunkRow.id.not_in(trunk_ids))
-    )
-    webhook_ids = []
-    for webhook in tenant.webhooks:
-        webhook_id = _child_id(tenant.id, "webhook", webhook.url)
-        webhook_ids.append(webhook_id)
-        existing = await session.get(WebhookRow, webhook_id)
-        await session.merge(
-            WebhookRow(
-                id=webhook_id,
-                tenant_id=tenant_id,
-                url=webhook.url,
-                secret=webhook.secret,
-                headers=dict(webhook.headers),
-                extensions=webhook.extensions,
-                disabled_at=existing.disabled_at if existing else None,
-            )
-        )
-    await session.execute(
-        delete(WebhookRow).where(
-            WebhookRow.tenant_id == tenant_id, WebhookRow.id.not_in(webhook_ids)
-        )
-    )
+    await session.merge(TenantRow(id=str(tenant.id), name=tenant.name,
+                                  sip_domain=tenant.sip_domain))
+    user_ids = [await _apply_user(session, tenant, user) for user in tenant.users]
+    await _remove_others(session, UserRow, str(tenant.id), user_ids)
+    trunk_ids = [await _apply_trunk(session, tenant, trunk) for trunk in tenant.trunks]
+    await _remove_others(session, TrunkRow, str(tenant.id), trunk_ids)
+    webhook_ids = [await _apply_webhook(session, tenant, hook) for hook in tenant.webhooks]
+    await _remove_others(session, WebhookRow, str(tenant.id), webhook_ids)
+
+
+async def _remove_others(session: AsyncSession, table: type[UserRow | TrunkRow | WebhookRow],
+                         tenant_id: str, kept: list[str]) -> None:
+    """What the file no longer mentions goes (its children by cascade)."""
+    await session.execute(delete(table).where(table.tenant_id == tenant_id,
+                                              table.id.not_in(kept)))
+
+
+async def _apply_user(session: AsyncSession, tenant: TenantSection, user: UserSection) -> str:
+    user_id = user_id_for(tenant.id, user.extension)
+    realm = tenant.sip_domain or str(tenant.id)  # as Tenant.realm: the HA1 depends on it
+    await session.merge(UserRow(
+        id=user_id,
+        tenant_id=str(tenant.id),
+        extension=user.extension,
+        name=user.name,
+        ha1_md5=digest_ha1("MD5", user.extension, realm, user.sip_password),
+        ha1_sha256=digest_ha1("SHA-256", user.extension, realm, user.sip_password),
+        auto_answer=user.auto_answer,
+    ))
+    await session.execute(delete(NumberRow).where(NumberRow.user_id == user_id))
+    for position, number in enumerate(user.numbers):
+        session.add(NumberRow(number=number, user_id=user_id, position=position))
+    # The file's fixed token is replaced; tokens made with the CLI are kept.
+    await session.execute(delete(ApiTokenRow).where(ApiTokenRow.user_id == user_id,
+                                                    ApiTokenRow.source == "config"))
+    if user.api_token:
+        session.add(ApiTokenRow(
+            id=_child_id(tenant.id, "token", user.extension),
+            user_id=user_id,
+            token_sha256=token_digest(user.api_token),
+            source="config",
+            created_at=datetime.now(UTC),
+        ))
+    return user_id
+
+
+async def _apply_trunk(session: AsyncSession, tenant: TenantSection,
+                       trunk: TrunkSection) -> str:
+    trunk_id = _child_id(tenant.id, "trunk", trunk.name)
+    host, port = trunk.hostport
+    await session.merge(TrunkRow(id=trunk_id, tenant_id=str(tenant.id), name=trunk.name,
+                                 host=host, port=port))
+    return trunk_id
+
+
+async def _apply_webhook(session: AsyncSession, tenant: TenantSection,
+                         webhook: WebhookSection) -> str:
+    webhook_id = _child_id(tenant.id, "webhook", webhook.url)
+    existing = await session.get(WebhookRow, webhook_id)
+    await session.merge(WebhookRow(
+        id=webhook_id,
+        tenant_id=str(tenant.id),
+        url=webhook.url,
+        secret=webhook.secret,
+        headers=dict(webhook.headers),
+        extensions=webhook.extensions,
+        # a webhook disabled by a 410 stays disabled across restarts
+        disabled_at=existing.disabled_at if existing else None,
+    ))
+    return webhook_id
 
 
 async def load_directory(session: AsyncSession, default_tenant: str | None) -> Directory:
