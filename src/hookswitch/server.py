@@ -197,7 +197,7 @@ class Server:
                            click_to_dial_timeout=settings.click_to_dial_timeout),
         )
         self.call_control = CallControl(
-            self.switch, self.apply, partial(stored_leg, sessions), now_us, new_call_id
+            self.switch, self.carry_out, partial(stored_leg, sessions), now_us, new_call_id
         )
         app = create_app(
             Services(
@@ -250,11 +250,11 @@ class Server:
         except Exception:
             log.exception("calls.signal_failed", signal=type(sig).__name__)
             return
-        self.apply(effects)
+        self.carry_out(effects)
         if isinstance(sig, CallEnded):
             self.call_control.call_ended(sig.call_id)
 
-    def apply(self, effects: list[Effect]) -> None:
+    def carry_out(self, effects: list[Effect]) -> None:
         """Commands go to SIP at once; leg records go to the one writer, in order."""
         for effect in effects:
             if isinstance(effect, LegOpened | LegChange):

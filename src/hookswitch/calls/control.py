@@ -52,13 +52,13 @@ class CallControl:
     def __init__(
         self,
         switch: Switch,
-        apply: Callable[[list[Effect]], None],
+        carry_out: Callable[[list[Effect]], None],
         stored_leg: Callable[[LegId], Awaitable[LegView | None]],
         now_us: Callable[[], int],
         new_call_id: Callable[[], CallId],
     ) -> None:
         self._switch = switch
-        self._apply = apply
+        self._carry_out = carry_out
         self._stored_leg = stored_leg
         self._now_us = now_us
         self._new_call_id = new_call_id
@@ -80,7 +80,7 @@ class CallControl:
         leg, effects = self._switch.click_to_dial(
             self._new_call_id(), user, destination, self._now_us()
         )
-        self._apply(effects)
+        self._carry_out(effects)
         return ClickToDialStarted(call_leg_id=leg.id, call_id=leg.call_id, state=leg.state)
 
     async def hangup(
@@ -92,7 +92,7 @@ class CallControl:
             call = self._switch.calls[live.call_id]
             ensure_participant(principal, {leg.user_id for leg in call.legs})
             ended = self._ended.setdefault(live.call_id, asyncio.Event())
-            self._apply(self._switch.hangup(live.call_id))
+            self._carry_out(self._switch.hangup(live.call_id))
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), HANGUP_CONFIRM_TIMEOUT)

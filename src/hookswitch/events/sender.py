@@ -248,7 +248,7 @@ class Sender:
     async def _write_disabled(self, webhook_id: str) -> None:
         await self._write_outcomes()
 
-        async def apply(session: AsyncSession) -> None:
+        async def statements(session: AsyncSession) -> None:
             await session.execute(update(WebhookRow).where(WebhookRow.id == webhook_id)
                                   .values(disabled_at=datetime.now(UTC)))
             await session.execute(
@@ -256,7 +256,7 @@ class Sender:
                 .where(DeliveryRow.webhook_id == webhook_id, DeliveryRow.status == "pending")
                 .values(status="failed", last_error="410 Gone: webhook disabled"))
 
-        await self._write(apply)
+        await self._write(statements)
 
     # --- the database side -------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class Sender:
         if not outcomes:
             return
 
-        async def apply(session: AsyncSession) -> None:
+        async def statements(session: AsyncSession) -> None:
             if outcomes.delivered:
                 await session.execute(
                     update(DeliveryRow).where(DeliveryRow.id.in_(outcomes.delivered))
@@ -283,7 +283,7 @@ class Sender:
                 await session.execute(
                     update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
 
-        await self._write(apply)
+        await self._write(statements)
         self._written_done.update(outcomes.done)
 
     async def _rescan(self) -> None:

@@ -47,7 +47,7 @@ class BindingChange:
     contact: str | None  # the contact removed; None with binding None: all of the user's
 
 
-Apply = Callable[[AsyncSession], Awaitable[None]]
+Statements = Callable[[AsyncSession], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class Write:
     both wait in SQLite's busy handler (up to 100 ms a try) and held events back for
     seconds at 110 calls/s."""
 
-    apply: Apply
+    statements: Statements
     done: asyncio.Future[None]
 
 
@@ -89,15 +89,15 @@ class Recorder:
     def put(self, record: Record) -> None:
         self._queue.put_nowait(record)
 
-    async def write(self, apply: Apply) -> None:
-        """Run ``apply`` in the writer's next transaction and wait until it is committed;
+    async def write(self, statements: Statements) -> None:
+        """Run ``statements`` in the writer's next transaction and wait until it is committed;
         once the writer has stopped, in a transaction of its own."""
         if self._task is None or self._task.done() or self._draining:
             async with self._sessions.begin() as session:
-                await apply(session)
+                await statements(session)
             return
         done = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Write(apply, done))
+        self._queue.put_nowait(Write(statements, done))
         await done
 
     async def drain(self) -> None:
@@ -166,8 +166,8 @@ class Recorder:
                     changes.append(record)
                 case BindingChange(user_id=user_id, binding=binding, contact=contact):
                     await _write_binding(session, user_id, binding, contact)
-                case Write(apply=apply):
-                    await apply(session)
+                case Write(statements=statements):
+                    await statements(session)
         await self._write_dialogs(conn, [r for r in records
                                          if isinstance(r, DialogsSaved | DialogsClosed)])
         if not changes:
