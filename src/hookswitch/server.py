@@ -120,7 +120,8 @@ class Server:
                 idempotency=IdempotencyStore(sessions),
                 is_ready=lambda: self.ready,
                 broadcaster=self.broadcaster,
-            )
+            ),
+            max_body_bytes=settings.max_body_bytes,
         )
         config = uvicorn.Config(app, host=http_host, port=http_port, log_level="warning",
                                 lifespan="off",

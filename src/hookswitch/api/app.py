@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.api import problems
+from hookswitch.api.body_limit import BodyLimit
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.api.routes import call_control, events
 from hookswitch.api.schemas import ClickToDialRequest, HangupRequest
 from hookswitch.calls.control import CallControl
+from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 from hookswitch.events.stream import Broadcaster
 
 
@@ -28,7 +30,7 @@ class Services:
     broadcaster: Broadcaster | None = None
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(
         title="hookswitch",
         version="0.1.0",
@@ -36,8 +38,12 @@ def create_app(services: Services) -> FastAPI:
             "Self-hosted phone server with the Call Control API v3: click-to-dial and "
             "hangup for the users of a tenant, authenticated with bearer tokens."
         ),
+        # BodyLimit applies to every route, so every route may answer 413.
+        responses={413: problems.documented_problem("the body is over server.max_body_bytes")},
     )
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.state.services = services
+    app.state.max_body_bytes = max_body_bytes
     problems.install(app)
     app.include_router(call_control.router)
     app.include_router(events.router)

@@ -71,6 +71,29 @@ STATUS_BY_ERROR: dict[type[CallControlError], int] = {
 }
 
 
+def body_too_large(limit: int) -> ApiProblem:
+    """413, for a declared length over the cap and for a body cut at it while read. The
+    connection is closed after it, so the client stops sending what nobody will read."""
+    return ApiProblem(
+        413, "body-too-large", "Request body too large",
+        f"the body is larger than the {limit} bytes this server accepts "
+        "(server.max_body_bytes); a call-control body is well under 1 KiB",
+        headers={"Connection": "close"},
+    )
+
+
+def documented_problem(description: str,
+                       headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI answer whose body is a Problem, as ``application/problem+json`` only."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        answer["headers"] = dict(headers)
+    return answer
+
+
 def problem_body(
     status: int, code: str, title: str, detail: str, errors: list[FieldProblem] | None = None
 ) -> dict[str, Any]:
@@ -114,6 +137,15 @@ def _rate_headers(request: Request) -> dict[str, str]:
     return dict(getattr(request.state, "rate_limit_headers", {}))
 
 
+def _from_http_exception(request: Request, exc: StarletteHTTPException) -> ApiProblem:
+    """Starlette's own errors (routing, the body limit) as problems."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 413:  # api/body_limit.py cut the body at the cap
+        return body_too_large(request.app.state.max_body_bytes)
+    return ApiProblem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
+                      str(exc.detail), headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -139,9 +171,10 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, f"http-{exc.status_code}",
-                                str(exc.detail), str(exc.detail), dict(exc.headers or {}))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        problem = _from_http_exception(request, exc)
+        return problem_response(problem.status, problem.code, problem.title, problem.detail,
+                                {**_rate_headers(request), **problem.headers})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
