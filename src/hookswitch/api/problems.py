@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hookswitch.api.body import BodyError
+from hookswitch.api.idempotency import IdempotencyKeyReused
 from hookswitch.calls.errors import (
     CallControlError,
     InvalidDestination,
@@ -162,6 +163,11 @@ def install(app: FastAPI) -> None:
     async def _body(request: Request, exc: BodyError) -> JSONResponse:
         return problem_response(400, exc.code, "Malformed request body", str(exc),
                                 _rate_headers(request))
+
+    @app.exception_handler(IdempotencyKeyReused)
+    async def _key_reused(request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
+        return problem_response(422, exc.code, "Idempotency-Key reused for another request",
+                                str(exc), _rate_headers(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,6 +16,7 @@ from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import LegState
 from hookswitch.calls.policy import Principal, ensure_owner, ensure_participant
 from hookswitch.calls.switch import Effect, Switch
+from hookswitch.directory.snapshot import User
 
 HANGUP_CONFIRM_TIMEOUT = 2.0  # SIP ends the call at once; this only bounds a slow loop
 
@@ -70,13 +71,21 @@ class CallControl:
         if event is not None:
             event.set()
 
-    async def click_to_dial(
-        self, principal: Principal, tenant_id: str, extension: str, destination: str
-    ) -> ClickToDialStarted:
+    def authorise_click_to_dial(self, principal: Principal, tenant_id: str,
+                                extension: str) -> User:
+        """The token's user owns ``user`` and still exists. Asked first, before anything
+        else is looked at (an Idempotency-Key's stored answer too)."""
         ensure_owner(principal, tenant_id, extension)
         user = self._switch.directory.user(principal.user_id)
         if user is None:  # the token outlived its user (removed from provisioning)
-            raise NotOwner(f"extension {extension} no longer exists")
+            raise NotOwner(f"extension {extension} was removed from tenant {tenant_id}; "
+                           "this token acts for no one now")
+        return user
+
+    async def click_to_dial(
+        self, principal: Principal, tenant_id: str, extension: str, destination: str
+    ) -> ClickToDialStarted:
+        user = self.authorise_click_to_dial(principal, tenant_id, extension)
         leg, effects = self._switch.click_to_dial(
             self._new_call_id(), user, destination, self._now_us()
         )

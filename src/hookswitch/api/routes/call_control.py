@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from hookswitch.api.auth import CurrentPrincipal
 from hookswitch.api.body import BodyError, normalise_body
-from hookswitch.api.idempotency import MAX_KEY_LENGTH
+from hookswitch.api.idempotency import MAX_KEY_LENGTH, fingerprint
 from hookswitch.api.problems import (
     PROBLEM_JSON,
     ApiProblem,
@@ -85,7 +85,8 @@ def _problem(description: str) -> dict[str, Any]:
         403: _problem("not your extension, or not a party to the call"),
         404: _problem("no such call leg in your tenant"),
         409: _problem("the user has no registered phone"),
-        422: _problem("field problems, listed in `errors`"),
+        422: _problem("field problems, listed in `errors`; or an Idempotency-Key first used "
+                      "with another request (`idempotency-key-reused`)"),
         429: _problem("over the call-control rate limit"),
     },
 )
@@ -111,8 +112,11 @@ async def call_control(
     if isinstance(parsed, HangupRequest):
         status, answer = await _hangup(services, principal, parsed)
     elif idempotency_key:
+        # Authorisation first: a stored answer is only ever given to its owner's request.
+        services.call_control.authorise_click_to_dial(
+            principal, parsed.user.tenant_id, parsed.user.user_extension)
         status, answer, _ = await services.idempotency.once(
-            principal.user_id, idempotency_key,
+            principal.user_id, idempotency_key, fingerprint(parsed.model_dump(mode="json")),
             lambda: _click_to_dial(services, principal, parsed),
         )
     else:
