@@ -72,6 +72,11 @@ STATUS_BY_ERROR: dict[type[CallControlError], int] = {
 }
 
 
+def quoted(text: str, limit: int = 32) -> str:
+    """Client text inside a message: quoted, and cut so a message stays a message."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def body_too_large(limit: int) -> ApiProblem:
     """413, for a declared length over the cap and for a body cut at it while read. The
     connection is closed after it, so the client stops sending what nobody will read."""
@@ -133,14 +138,30 @@ def field_problems(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem
     return problems
 
 
+def invalid_fields(errors: list[FieldProblem]) -> ApiProblem:
+    """422 listing each field problem, in ``errors`` and (shortened) in the detail."""
+    named = "; ".join(f"{error.field}: {error.message}" for error in errors[:5])
+    more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+    return ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
+                      f"{named}{more}", errors=errors)
+
+
 def _rate_headers(request: Request) -> dict[str, str]:
     """The RateLimit-* headers go on every answer of a rate-limited route, errors too."""
     return dict(getattr(request.state, "rate_limit_headers", {}))
 
 
 def _from_http_exception(request: Request, exc: StarletteHTTPException) -> ApiProblem:
-    """Starlette's own errors (routing, the body limit) as problems."""
+    """Starlette's own errors (routing, the body limit) as problems that say what to do."""
+    path = quoted(request.url.path, 100)
     headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return ApiProblem(404, "not-found", "Not found",
+                          f"there is no {path}; the API is described at /openapi.json")
+    if exc.status_code == 405:
+        return ApiProblem(405, "method-not-allowed", "Method not allowed",
+                          f"{request.method} is not allowed on {path}; "
+                          f"use {headers.get('Allow', 'another method')}", headers=headers)
     if exc.status_code == 413:  # api/body_limit.py cut the body at the cap
         return body_too_large(request.app.state.max_body_bytes)
     return ApiProblem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
@@ -170,11 +191,10 @@ def install(app: FastAPI) -> None:
                                 str(exc), _rate_headers(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(
-            422, "invalid-fields", "Some fields are missing or invalid",
-            "see errors for each field", errors=field_problems(list(exc.errors())),
-        )
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problem = invalid_fields(field_problems(list(exc.errors())))
+        return problem_response(problem.status, problem.code, problem.title, problem.detail,
+                                _rate_headers(request), problem.errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -112,7 +112,8 @@ class CallControl:
         stored = await self._stored_leg(LegId(leg_id))
         if stored is None or stored.tenant_id != principal.tenant_id:
             # Another tenant's leg is answered exactly like one that does not exist.
-            raise LegNotFound(f"no call leg {leg_id} in tenant {principal.tenant_id}")
+            raise LegNotFound(f"no call leg {leg_id!r} in tenant {principal.tenant_id}; use a "
+                              "call_leg_id from click-to-dial or from a call event's id")
         ensure_participant(principal, set(stored.parties))
         # Ended already (or being torn down, its last change not yet written): not an error.
         return HangupDone(call_leg_id=stored.id, call_id=stored.call_id, state=stored.state,

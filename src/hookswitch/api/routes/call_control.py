@@ -17,7 +17,9 @@ from hookswitch.api.problems import (
     Problem,
     field_problems,
     from_domain,
+    invalid_fields,
     problem_body,
+    quoted,
 )
 from hookswitch.api.ratelimit import Verdict
 from hookswitch.api.schemas import (
@@ -41,13 +43,28 @@ async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict
     """The ``call-control`` budget of the authenticated user; 429 when spent."""
     verdict: Verdict = await request.app.state.services.rate_limiter.hit(principal.user_id)
     if not verdict.allowed:
+        retry_after = max(1, verdict.reset_after)
         raise ApiProblem(
             429, "rate-limited", "Too many requests",
-            "the call-control rate limit of this user is spent; retry after Retry-After",
-            headers={**verdict.headers(), "Retry-After": str(max(1, verdict.reset_after))},
+            f"this user's call-control budget of {verdict.limit} requests is spent; "
+            f"retry in {retry_after} s (Retry-After)",
+            headers={**verdict.headers(), "Retry-After": str(retry_after)},
         )
     request.state.rate_limit_headers = verdict.headers()
     return verdict
+
+
+def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequest]:
+    """The request model for the body's command; a 400 that says what is expected."""
+    known = ", ".join(sorted(COMMANDS))
+    command = body.get("command")
+    if command is None:
+        raise BodyError(f"the body has no command; use one of {known}")
+    if not isinstance(command, str):
+        raise BodyError(f"command must be a string: one of {known}")
+    if command not in COMMANDS:
+        raise BodyError(f"unknown command {quoted(command)}; use one of {known}")
+    return COMMANDS[command]
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -80,7 +97,7 @@ def _problem(description: str) -> dict[str, Any]:
     response_model=ClickToDialAccepted,
     responses={
         200: {"model": HangupResult, "description": "hangup: the call has ended"},
-        400: _problem("the body is not JSON, or the command is unknown"),
+        400: _problem("the body is not JSON in an accepted form, or the command is unknown"),
         401: _problem("missing, unknown, revoked or expired token"),
         403: _problem("not your extension, or not a party to the call"),
         404: _problem("no such call leg in your tenant"),
@@ -97,17 +114,10 @@ async def call_control(
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
 ) -> JSONResponse:
     body = normalise_body(await request.body())
-    command = body.get("command")
-    if not isinstance(command, str) or command not in COMMANDS:
-        raise BodyError(
-            f"unknown command {command!r}; use one of {', '.join(sorted(COMMANDS))}"
-        )
     try:
-        parsed = COMMANDS[command].model_validate(body)
+        parsed = _command(body).model_validate(body)
     except ValidationError as exc:
-        raise ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
-                         "see errors for each field",
-                         errors=field_problems(exc.errors())) from exc
+        raise invalid_fields(field_problems(exc.errors())) from exc
     services = request.app.state.services
     if isinstance(parsed, HangupRequest):
         status, answer = await _hangup(services, principal, parsed)
