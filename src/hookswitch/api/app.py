@@ -14,7 +14,7 @@ from hookswitch.api.body_limit import BodyLimit
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.api.routes import call_control, events
-from hookswitch.api.schemas import ClickToDialRequest, HangupRequest
+from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
 from hookswitch.calls.control import CallControl
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 from hookswitch.events.stream import Broadcaster
@@ -48,7 +48,10 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     app.include_router(call_control.router)
     app.include_router(events.router)
 
-    @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up")
+    @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up",
+             response_model=Health,
+             responses={200: {"description": "ready"},
+                        503: {"model": Health, "description": "still starting"}})
     async def healthz() -> JSONResponse:
         if services.is_ready():
             return JSONResponse({"status": "ok"})
@@ -60,7 +63,9 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
 def _document_request_schemas(app: FastAPI) -> None:
     """The body is read raw (several forms are accepted), so FastAPI does not see the
-    request models: add them and the problem schema to the OpenAPI components."""
+    request models: add them and the problem schema to the OpenAPI components. And every
+    validation error is answered as a Problem (problems.install), not as FastAPI's
+    HTTPValidationError: say so wherever FastAPI documented its own 422."""
     original = app.openapi
 
     def openapi() -> dict:  # type: ignore[type-arg]
@@ -73,6 +78,13 @@ def _document_request_schemas(app: FastAPI) -> None:
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components[model.__name__] = model_schema
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            answer = operation["responses"].get("422", {})
+            if "HTTPValidationError" in str(answer.get("content")):
+                operation["responses"]["422"] = problems.documented_problem(
+                    "a parameter is missing or invalid, listed in `errors`")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
         app.openapi_schema = schema
         return schema
 

@@ -8,20 +8,20 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from hookswitch.api.auth import CurrentPrincipal
+from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
 from hookswitch.api.body import BodyError, normalise_body
 from hookswitch.api.idempotency import MAX_KEY_LENGTH, fingerprint
 from hookswitch.api.problems import (
     PROBLEM_JSON,
     ApiProblem,
-    Problem,
+    documented_problem,
     field_problems,
     from_domain,
     invalid_fields,
     problem_body,
     quoted,
 )
-from hookswitch.api.ratelimit import Verdict
+from hookswitch.api.ratelimit import RETRY_AFTER_HEADER, Verdict, documented_headers
 from hookswitch.api.schemas import (
     ClickToDialAccepted,
     ClickToDialRequest,
@@ -54,6 +54,15 @@ async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict
     return verdict
 
 
+# On every answer once the token is known, so not on 401, nor on a 413 for a declared
+# length; always on 200, 202 and 429.
+RATE_LIMIT = documented_headers(required=False)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return documented_problem(description, RATE_LIMIT)
+
+
 def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequest]:
     """The request model for the body's command; a 400 that says what is expected."""
     known = ", ".join(sorted(COMMANDS))
@@ -65,11 +74,6 @@ def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequ
     if command not in COMMANDS:
         raise BodyError(f"unknown command {quoted(command)}; use one of {known}")
     return COMMANDS[command]
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 @router.post(
@@ -96,15 +100,20 @@ def _problem(description: str) -> dict[str, Any]:
     status_code=202,
     response_model=ClickToDialAccepted,
     responses={
-        200: {"model": HangupResult, "description": "hangup: the call has ended"},
+        202: {"description": "click-to-dial: the user's phones are ringing",
+              "headers": documented_headers(required=True)},
+        200: {"model": HangupResult, "description": "hangup: the call has ended",
+              "headers": documented_headers(required=True)},
         400: _problem("the body is not JSON in an accepted form, or the command is unknown"),
-        401: _problem("missing, unknown, revoked or expired token"),
+        401: UNAUTHORIZED_ANSWER,
         403: _problem("not your extension, or not a party to the call"),
         404: _problem("no such call leg in your tenant"),
         409: _problem("the user has no registered phone"),
+        413: _problem("the body is over server.max_body_bytes"),
         422: _problem("field problems, listed in `errors`; or an Idempotency-Key first used "
                       "with another request (`idempotency-key-reused`)"),
-        429: _problem("over the call-control rate limit"),
+        429: documented_problem("over the call-control rate limit",
+                                {**RETRY_AFTER_HEADER, **documented_headers(required=True)}),
     },
 )
 async def call_control(

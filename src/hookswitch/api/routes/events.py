@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from hookswitch.api.auth import CurrentPrincipal
-from hookswitch.api.problems import ApiProblem
+from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
+from hookswitch.api.problems import ApiProblem, documented_problem
 
 router = APIRouter(tags=["call events"])
 
@@ -22,7 +22,13 @@ router = APIRouter(tags=["call events"])
         "`Last-Event-ID` to get what was missed, from the durable outbox."
     ),
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"description": "the stream: `event: call` messages, `: keep-alive` comments",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        400: documented_problem("Last-Event-ID is not an id this stream sent"),
+        401: UNAUTHORIZED_ANSWER,
+        429: documented_problem("too many open streams for this user"),
+    },
 )
 async def events(
     request: Request,
