@@ -29,6 +29,7 @@ from hookswitch.calls.leg import HangupReason
 from hookswitch.calls.switch import Effect, Switch
 from hookswitch.config import load_provisioning
 from hookswitch.directory.provisioning import apply_provisioning, load_directory, user_id_for
+from hookswitch.events.stream import Broadcaster
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.recorder import Recorder
@@ -119,7 +120,8 @@ async def running_api(
                           lambda: CallId(f"call-{next(ids):04d}"))
     app = create_app(Services(sessions=sessions, call_control=control,
                               rate_limiter=RateLimiter(*rate_limit),
-                              idempotency=IdempotencyStore(sessions), is_ready=lambda: True))
+                              idempotency=IdempotencyStore(sessions), is_ready=lambda: True,
+                              broadcaster=Broadcaster(sessions)))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport,
