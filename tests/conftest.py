@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.phones.fixtures import make_baresip, make_sipp  # noqa: F401
+from tests.support.api import Api, running_api
 from tests.support.database import fresh_database
 from tests.support.server import RunningServer, new_server
 
@@ -37,3 +38,10 @@ def server_factory(tmp_path: Path, database: str) -> Iterator:
 @pytest.fixture
 def server(server_factory) -> RunningServer:  # type: ignore[no-untyped-def]
     return server_factory()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, database: str) -> AsyncIterator[Api]:
+    """The call-control API on a fresh database, through httpx's ASGI transport."""
+    async with running_api(tmp_path, database) as running:
+        yield running

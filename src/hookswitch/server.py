@@ -208,7 +208,8 @@ class Server:
                 idempotency=IdempotencyStore(sessions),
                 is_ready=lambda: self.ready,
                 broadcaster=self.broadcaster,
-            )
+            ),
+            max_body_bytes=settings.max_body_bytes,
         )
         settle_after_startup()
         gateway.open(recovered.directory, recovered.orphaned_dialogs)

@@ -1,127 +1,25 @@
 """The call-control endpoint through httpx's ASGI transport, on a real database.
 
 The SIP side is not running here: commands the service issues are collected instead, and
-"registered" users are a set. The same flows run with real phones in tests/e2e.
+"registered" users are a set (tests/support/api.py). The same flows run with real phones
+in tests/e2e.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import update
 
-from hookswitch.api.app import Services, create_app
-from hookswitch.api.idempotency import IdempotencyStore
-from hookswitch.api.ratelimit import RateLimiter
-from hookswitch.calls.commands import CallEnded, Hangup, RingUser
-from hookswitch.calls.control import CallControl
-from hookswitch.calls.ids import CallId, LegId, UserId
+from hookswitch.calls.commands import Hangup, RingUser
+from hookswitch.calls.ids import UserId
 from hookswitch.calls.leg import HangupReason
-from hookswitch.calls.switch import Effect, Switch
-from hookswitch.config import load_provisioning
 from hookswitch.directory.models import ApiTokenRow
-from hookswitch.directory.provisioning import apply_provisioning, load_directory, user_id_for
+from hookswitch.directory.provisioning import user_id_for
 from hookswitch.directory.tokens import create_token, revoke_token
-from hookswitch.store.db import make_engine, migrate, session_factory
-from hookswitch.store.queries import stored_leg
-from hookswitch.store.recorder import Recorder
-from tests.support.server import OTHER_TENANT, TENANT, provisioning_toml
-
-URL = "/v3/call_control/"
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    registered: set[UserId]
-    commands: list[Effect]
-    switch: Switch
-    recorder: Recorder
-    sessions: object
-    clock: itertools.count = field(default_factory=lambda: itertools.count(1_000_000))
-
-    async def post(self, body: object, token: str | None = "tok-jane", raw: bytes | None = None,
-                   **headers: str) -> httpx.Response:
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        content = raw if raw is not None else json.dumps(body).encode()
-        return await self.client.post(URL, content=content, headers={
-            "Content-Type": "application/json", **headers})
-
-    def end(self, call_id: str, reason: HangupReason) -> None:
-        """What SIP would report: the call ended."""
-        effects = self.switch.handle(CallEnded(call_id=CallId(call_id), reason=reason,
-                                               at_us=next(self.clock)))
-        for effect in effects:
-            self.recorder.put(effect)  # type: ignore[arg-type]
-
-
-def c2d(destination: str = "200", extension: str = "210", tenant: str = TENANT) -> dict:
-    return {"command": "click-to-dial", "user": {"tenant_id": tenant,
-            "user_extension": extension}, "payload": {"destination": destination}}
-
-
-def hangup(leg: str, extension: str = "210", tenant: str = TENANT) -> dict:
-    return {"command": "hangup", "user": {"tenant_id": tenant, "user_extension": extension},
-            "payload": {"call_leg_id": leg}}
-
-
-@pytest.fixture
-async def api(tmp_path: Path, database: str) -> AsyncIterator[Api]:
-    path = tmp_path / "p.toml"
-    path.write_text(provisioning_toml(http="127.0.0.1:1", sip="127.0.0.1:2", database=database,
-                                      trunk_port=5080, ring_timeout=60))
-    provisioning = load_provisioning(path)
-    engine = make_engine(database)
-    await migrate(engine)
-    sessions = session_factory(engine)
-    async with sessions.begin() as session:
-        await apply_provisioning(session, provisioning)
-    async with sessions() as session:
-        directory = await load_directory(session, TENANT)
-    registered = {UserId(user_id_for(TENANT, e)) for e in ("200", "210")}
-    registered.add(UserId(user_id_for(OTHER_TENANT, "300")))
-    ids = itertools.count(1)
-    switch = Switch(directory, registered.__contains__, lambda: LegId(f"leg-{next(ids):04d}"))
-    recorder = Recorder(sessions)
-    recorder.start()
-    commands: list[Effect] = []
-    clock = itertools.count(1_000_000)
-
-    def apply(effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, (RingUser, Hangup)):
-                commands.append(effect)
-            else:
-                recorder.put(effect)  # type: ignore[arg-type]
-
-    control = CallControl(switch, apply, partial(stored_leg, sessions), lambda: next(clock),
-                          lambda: CallId(f"call-{next(ids):04d}"))
-    app = create_app(Services(sessions=sessions, call_control=control,
-                              rate_limiter=RateLimiter(10, 20),
-                              idempotency=IdempotencyStore(sessions), is_ready=lambda: True))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hookswitch.test") as client:
-        yield Api(client, registered, commands, switch, recorder, sessions)
-    await recorder.drain()
-    await engine.dispose()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["status"] == status and problem["code"] == code
-    assert problem["title"] and problem["detail"] and problem["type"].endswith(code)
-    return problem
+from tests.support.api import Api, assert_problem, c2d, hangup
+from tests.support.server import OTHER_TENANT, TENANT
 
 
 async def test_click_to_dial_answers_202_with_the_leg_and_rings_the_user(api: Api) -> None:

@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.api import problems
+from hookswitch.api.body_limit import BodyLimit
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.api.routes import call_control, events
-from hookswitch.api.schemas import ClickToDialRequest, HangupRequest
+from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
 from hookswitch.calls.control import CallControl
+from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 from hookswitch.events.stream import Broadcaster
 
 
@@ -28,7 +30,7 @@ class Services:
     broadcaster: Broadcaster | None = None
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(
         title="hookswitch",
         version="0.1.0",
@@ -36,13 +38,20 @@ def create_app(services: Services) -> FastAPI:
             "Self-hosted phone server with the Call Control API v3: click-to-dial and "
             "hangup for the users of a tenant, authenticated with bearer tokens."
         ),
+        # BodyLimit applies to every route, so every route may answer 413.
+        responses={413: problems.documented_problem("the body is over server.max_body_bytes")},
     )
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.state.services = services
+    app.state.max_body_bytes = max_body_bytes
     problems.install(app)
     app.include_router(call_control.router)
     app.include_router(events.router)
 
-    @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up")
+    @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up",
+             response_model=Health,
+             responses={200: {"description": "ready"},
+                        503: {"model": Health, "description": "still starting"}})
     async def healthz() -> JSONResponse:
         if services.is_ready():
             return JSONResponse({"status": "ok"})
@@ -54,7 +63,9 @@ def create_app(services: Services) -> FastAPI:
 
 def _document_request_schemas(app: FastAPI) -> None:
     """The body is read raw (several forms are accepted), so FastAPI does not see the
-    request models: add them and the problem schema to the OpenAPI components."""
+    request models: add them and the problem schema to the OpenAPI components. And every
+    validation error is answered as a Problem (problems.install), not as FastAPI's
+    HTTPValidationError: say so wherever FastAPI documented its own 422."""
     original = app.openapi
 
     def openapi() -> dict:  # type: ignore[type-arg]
@@ -67,6 +78,13 @@ def _document_request_schemas(app: FastAPI) -> None:
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components[model.__name__] = model_schema
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            answer = operation["responses"].get("422", {})
+            if "HTTPValidationError" in str(answer.get("content")):
+                operation["responses"]["422"] = problems.documented_problem(
+                    "a parameter is missing or invalid, listed in `errors`")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
         app.openapi_schema = schema
         return schema
 

@@ -7,11 +7,18 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hookswitch.api.problems import ApiProblem
+from hookswitch.api.problems import ApiProblem, documented_problem
 from hookswitch.calls.policy import Principal
 from hookswitch.directory.tokens import principal_for
 
 bearer = HTTPBearer(auto_error=False, description="a user's API token")
+
+
+UNAUTHORIZED_ANSWER = documented_problem(
+    "missing, unknown, revoked or expired token",
+    {"WWW-Authenticate": {"description": "the Bearer scheme", "required": True,
+                          "schema": {"type": "string"}}},
+)
 
 
 def _unauthorized(detail: str) -> ApiProblem:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hookswitch.api.body import BodyError
+from hookswitch.api.idempotency import IdempotencyKeyReused
 from hookswitch.calls.errors import (
     CallControlError,
     InvalidDestination,
@@ -78,6 +79,34 @@ STATUS_BY_STREAM_ERROR: dict[type[StreamError], int] = {
 }
 
 
+def quoted(text: str, limit: int = 32) -> str:
+    """Client text inside a message: quoted, and cut so a message stays a message."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def body_too_large(limit: int) -> ApiProblem:
+    """413, for a declared length over the cap and for a body cut at it while read. The
+    connection is closed after it, so the client stops sending what nobody will read."""
+    return ApiProblem(
+        413, "body-too-large", "Request body too large",
+        f"the body is larger than the {limit} bytes this server accepts "
+        "(server.max_body_bytes); a call-control body is well under 1 KiB",
+        headers={"Connection": "close"},
+    )
+
+
+def documented_problem(description: str,
+                       headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI answer whose body is a Problem, as ``application/problem+json`` only."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        answer["headers"] = dict(headers)
+    return answer
+
+
 def problem_body(
     status: int, code: str, title: str, detail: str, errors: list[FieldProblem] | None = None
 ) -> dict[str, Any]:
@@ -116,9 +145,34 @@ def field_problems(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem
     return problems
 
 
+def invalid_fields(errors: list[FieldProblem]) -> ApiProblem:
+    """422 listing each field problem, in ``errors`` and (shortened) in the detail."""
+    named = "; ".join(f"{error.field}: {error.message}" for error in errors[:5])
+    more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+    return ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
+                      f"{named}{more}", errors=errors)
+
+
 def _rate_headers(request: Request) -> dict[str, str]:
     """The RateLimit-* headers go on every answer of a rate-limited route, errors too."""
     return dict(getattr(request.state, "rate_limit_headers", {}))
+
+
+def _from_http_exception(request: Request, exc: StarletteHTTPException) -> ApiProblem:
+    """Starlette's own errors (routing, the body limit) as problems that say what to do."""
+    path = quoted(request.url.path, 100)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return ApiProblem(404, "not-found", "Not found",
+                          f"there is no {path}; the API is described at /openapi.json")
+    if exc.status_code == 405:
+        return ApiProblem(405, "method-not-allowed", "Method not allowed",
+                          f"{request.method} is not allowed on {path}; "
+                          f"use {headers.get('Allow', 'another method')}", headers=headers)
+    if exc.status_code == 413:  # api/body_limit.py cut the body at the cap
+        return body_too_large(request.app.state.max_body_bytes)
+    return ApiProblem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
+                      str(exc.detail), headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -144,17 +198,22 @@ def install(app: FastAPI) -> None:
         return problem_response(400, exc.code, "Malformed request body", str(exc),
                                 _rate_headers(request))
 
+    @app.exception_handler(IdempotencyKeyReused)
+    async def _key_reused(request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
+        return problem_response(422, exc.code, "Idempotency-Key reused for another request",
+                                str(exc), _rate_headers(request))
+
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(
-            422, "invalid-fields", "Some fields are missing or invalid",
-            "see errors for each field", errors=field_problems(list(exc.errors())),
-        )
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problem = invalid_fields(field_problems(list(exc.errors())))
+        return problem_response(problem.status, problem.code, problem.title, problem.detail,
+                                _rate_headers(request), problem.errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, f"http-{exc.status_code}",
-                                str(exc.detail), str(exc.detail), dict(exc.headers or {}))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        problem = _from_http_exception(request, exc)
+        return problem_response(problem.status, problem.code, problem.title, problem.detail,
+                                {**_rate_headers(request), **problem.headers})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -32,6 +33,25 @@ class Verdict:
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_after),
         }
+
+
+def documented_headers(*, required: bool) -> dict[str, Any]:
+    """The RateLimit-* headers as OpenAPI documents them: on every answer of a rate-limited
+    route once the token is known (``required`` where they always come), and Retry-After
+    on 429."""
+    meaning = {
+        "RateLimit-Limit": "requests allowed in the window",
+        "RateLimit-Remaining": "requests left in the window",
+        "RateLimit-Reset": "seconds until the window has room again",
+    }
+    return {name: {"description": text, "required": required,
+                   "schema": {"type": "integer", "minimum": 0}}
+            for name, text in meaning.items()}
+
+
+RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                      "required": True,
+                                      "schema": {"type": "integer", "minimum": 1}}}
 
 
 class RateLimiter:

@@ -51,3 +51,9 @@ class HangupResult(BaseModel):
     call_id: str
     state: str = Field(examples=["HANGUP"])
     reason: str | None = Field(default=None, examples=["api"])
+
+
+class Health(BaseModel):
+    """``/healthz``: ``ok`` (200) once SIP and HTTP are both up, else ``starting`` (503)."""
+
+    status: Literal["ok", "starting"]

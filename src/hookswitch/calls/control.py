@@ -16,6 +16,7 @@ from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import LegState
 from hookswitch.calls.policy import Principal, ensure_owner, ensure_participant
 from hookswitch.calls.switch import Effect, Switch
+from hookswitch.directory.snapshot import User
 
 HANGUP_CONFIRM_TIMEOUT = 2.0  # SIP ends the call at once; this only bounds a slow loop
 
@@ -70,13 +71,21 @@ class CallControl:
         if event is not None:
             event.set()
 
-    async def click_to_dial(
-        self, principal: Principal, tenant_id: str, extension: str, destination: str
-    ) -> ClickToDialStarted:
+    def authorise_click_to_dial(self, principal: Principal, tenant_id: str,
+                                extension: str) -> User:
+        """The token's user owns ``user`` and still exists. Asked first, before anything
+        else is looked at (an Idempotency-Key's stored answer too)."""
         ensure_owner(principal, tenant_id, extension)
         user = self._switch.directory.user(principal.user_id)
         if user is None:  # the token outlived its user (removed from provisioning)
-            raise NotOwner(f"extension {extension} no longer exists")
+            raise NotOwner(f"extension {extension} was removed from tenant {tenant_id}; "
+                           "this token acts for no one now")
+        return user
+
+    async def click_to_dial(
+        self, principal: Principal, tenant_id: str, extension: str, destination: str
+    ) -> ClickToDialStarted:
+        user = self.authorise_click_to_dial(principal, tenant_id, extension)
         leg, effects = self._switch.click_to_dial(
             self._new_call_id(), user, destination, self._now_us()
         )
@@ -103,7 +112,8 @@ class CallControl:
         stored = await self._stored_leg(LegId(leg_id))
         if stored is None or stored.tenant_id != principal.tenant_id:
             # Another tenant's leg is answered exactly like one that does not exist.
-            raise LegNotFound(f"no call leg {leg_id} in tenant {principal.tenant_id}")
+            raise LegNotFound(f"no call leg {leg_id!r} in tenant {principal.tenant_id}; use a "
+                              "call_leg_id from click-to-dial or from a call event's id")
         ensure_participant(principal, set(stored.parties))
         # Ended already (or being torn down, its last change not yet written): not an error.
         return HangupDone(call_leg_id=stored.id, call_id=stored.call_id, state=stored.state,

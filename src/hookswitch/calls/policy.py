@@ -20,14 +20,20 @@ class Principal:
 
 def ensure_owner(principal: Principal, tenant_id: str, extension: str) -> None:
     """Click-to-dial and hangup act for ``user``: it must be the token's own extension."""
-    if principal.tenant_id != tenant_id or principal.extension != extension:
+    if principal.tenant_id != tenant_id:
         raise NotOwner(
-            f"this token belongs to extension {principal.extension}, not to "
-            f"extension {extension} of tenant {tenant_id}"
+            f"this token belongs to extension {principal.extension} of tenant "
+            f"{principal.tenant_id}; user.tenant_id {tenant_id!r} does not match"
+        )
+    if principal.extension != extension:
+        raise NotOwner(
+            f"this token belongs to extension {principal.extension}; user.user_extension "
+            f"{extension!r} is another user's (a token acts only for its own extension)"
         )
 
 
 def ensure_participant(principal: Principal, parties: set[UserId]) -> None:
     """Hangup: only a user with a leg in the call may end it."""
     if principal.user_id not in parties:
-        raise NotParticipant(f"extension {principal.extension} is not a party to this call")
+        raise NotParticipant(f"extension {principal.extension} is not a party to this call; "
+                             "only the users whose legs are in a call may hang it up")

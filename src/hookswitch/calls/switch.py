@@ -122,14 +122,18 @@ class Switch:
         target = route(tenant, destination)
         if isinstance(target, Unroutable):
             if target.status == 403:
-                raise InvalidDestination(f"{destination} is a number but the tenant has no trunk")
+                raise InvalidDestination(f"{destination} is a number, but this tenant has no "
+                                         "trunk to call numbers through; call an extension")
             raise InvalidDestination(
-                f"{destination!r} is neither an extension of this tenant nor an E.164 number"
+                f"{destination!r} is neither an extension of this tenant nor an E.164 number; "
+                "use an extension such as 200 or a number such as +32470123456"
             )
         if isinstance(target, ToUser) and target.user.id == user.id:
-            raise InvalidDestination("a user cannot click-to-dial their own extension")
+            raise InvalidDestination(f"{destination} is the user's own extension; "
+                                     "click-to-dial calls another extension or a number")
         if not self.has_devices(user.id):
-            raise NoRegisteredDevice(f"extension {user.extension} has no registered phone")
+            raise NoRegisteredDevice(f"extension {user.extension} has no registered phone to "
+                                     "ring first; register a phone as it, then try again")
         call = Call(id=call_id, tenant_id=tenant.id, kind=CallKind.CLICK_TO_DIAL,
                     created_us=at_us)
         self.calls[call_id] = call

@@ -8,18 +8,20 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from hookswitch.api.auth import CurrentPrincipal
+from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
 from hookswitch.api.body import BodyError, normalise_body
-from hookswitch.api.idempotency import MAX_KEY_LENGTH
+from hookswitch.api.idempotency import MAX_KEY_LENGTH, fingerprint
 from hookswitch.api.problems import (
     PROBLEM_JSON,
     ApiProblem,
-    Problem,
+    documented_problem,
     field_problems,
     from_domain,
+    invalid_fields,
     problem_body,
+    quoted,
 )
-from hookswitch.api.ratelimit import Verdict
+from hookswitch.api.ratelimit import RETRY_AFTER_HEADER, Verdict, documented_headers
 from hookswitch.api.schemas import (
     ClickToDialAccepted,
     ClickToDialRequest,
@@ -41,18 +43,37 @@ async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict
     """The ``call-control`` budget of the authenticated user; 429 when spent."""
     verdict: Verdict = await request.app.state.services.rate_limiter.hit(principal.user_id)
     if not verdict.allowed:
+        retry_after = max(1, verdict.reset_after)
         raise ApiProblem(
             429, "rate-limited", "Too many requests",
-            "the call-control rate limit of this user is spent; retry after Retry-After",
-            headers={**verdict.headers(), "Retry-After": str(max(1, verdict.reset_after))},
+            f"this user's call-control budget of {verdict.limit} requests is spent; "
+            f"retry in {retry_after} s (Retry-After)",
+            headers={**verdict.headers(), "Retry-After": str(retry_after)},
         )
     request.state.rate_limit_headers = verdict.headers()
     return verdict
 
 
+# On every answer once the token is known, so not on 401, nor on a 413 for a declared
+# length; always on 200, 202 and 429.
+RATE_LIMIT = documented_headers(required=False)
+
+
 def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return documented_problem(description, RATE_LIMIT)
+
+
+def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequest]:
+    """The request model for the body's command; a 400 that says what is expected."""
+    known = ", ".join(sorted(COMMANDS))
+    command = body.get("command")
+    if command is None:
+        raise BodyError(f"the body has no command; use one of {known}")
+    if not isinstance(command, str):
+        raise BodyError(f"command must be a string: one of {known}")
+    if command not in COMMANDS:
+        raise BodyError(f"unknown command {quoted(command)}; use one of {known}")
+    return COMMANDS[command]
 
 
 @router.post(
@@ -79,14 +100,20 @@ def _problem(description: str) -> dict[str, Any]:
     status_code=202,
     response_model=ClickToDialAccepted,
     responses={
-        200: {"model": HangupResult, "description": "hangup: the call has ended"},
-        400: _problem("the body is not JSON, or the command is unknown"),
-        401: _problem("missing, unknown, revoked or expired token"),
+        202: {"description": "click-to-dial: the user's phones are ringing",
+              "headers": documented_headers(required=True)},
+        200: {"model": HangupResult, "description": "hangup: the call has ended",
+              "headers": documented_headers(required=True)},
+        400: _problem("the body is not JSON in an accepted form, or the command is unknown"),
+        401: UNAUTHORIZED_ANSWER,
         403: _problem("not your extension, or not a party to the call"),
         404: _problem("no such call leg in your tenant"),
         409: _problem("the user has no registered phone"),
-        422: _problem("field problems, listed in `errors`"),
-        429: _problem("over the call-control rate limit"),
+        413: _problem("the body is over server.max_body_bytes"),
+        422: _problem("field problems, listed in `errors`; or an Idempotency-Key first used "
+                      "with another request (`idempotency-key-reused`)"),
+        429: documented_problem("over the call-control rate limit",
+                                {**RETRY_AFTER_HEADER, **documented_headers(required=True)}),
     },
 )
 async def call_control(
@@ -96,23 +123,19 @@ async def call_control(
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
 ) -> JSONResponse:
     body = normalise_body(await request.body())
-    command = body.get("command")
-    if not isinstance(command, str) or command not in COMMANDS:
-        raise BodyError(
-            f"unknown command {command!r}; use one of {', '.join(sorted(COMMANDS))}"
-        )
     try:
-        parsed = COMMANDS[command].model_validate(body)
+        parsed = _command(body).model_validate(body)
     except ValidationError as exc:
-        raise ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
-                         "see errors for each field",
-                         errors=field_problems(exc.errors())) from exc
+        raise invalid_fields(field_problems(exc.errors())) from exc
     services = request.app.state.services
     if isinstance(parsed, HangupRequest):
         status, answer = await _hangup(services, principal, parsed)
     elif idempotency_key:
+        # Authorisation first: a stored answer is only ever given to its owner's request.
+        services.call_control.authorise_click_to_dial(
+            principal, parsed.user.tenant_id, parsed.user.user_extension)
         status, answer, _ = await services.idempotency.once(
-            principal.user_id, idempotency_key,
+            principal.user_id, idempotency_key, fingerprint(parsed.model_dump(mode="json")),
             lambda: _click_to_dial(services, principal, parsed),
         )
     else:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from hookswitch.api.auth import CurrentPrincipal
+from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
+from hookswitch.api.problems import documented_problem
 from hookswitch.events.stream import Broadcaster, Listener
 
 router = APIRouter(tags=["call events"])
@@ -45,12 +46,23 @@ class _EventStream(StreamingResponse):
         "revoked or expires."
     ),
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"description": "the stream: `event: call` messages, `: keep-alive` comments",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        400: documented_problem("Last-Event-ID is neither 0 nor the id of one of this "
+                                "user's events"),
+        401: UNAUTHORIZED_ANSWER,
+        429: documented_problem("too many open streams for this user",
+                                {"Retry-After": {"schema": {"type": "string"}}}),
+    },
 )
 async def events(
     request: Request,
     principal: CurrentPrincipal,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header(
+        description="the `id` of the last message received (`msg_` and 32 hexadecimal "
+                    "digits), or `0` for the user's whole stream",
+        examples=["msg_7c1f0e6a2b3d4c5e8f9a0b1c2d3e4f50"])] = None,
 ) -> StreamingResponse:
     broadcaster: Broadcaster = request.app.state.services.broadcaster
     after = None
