@@ -205,7 +205,7 @@ class Server:
                 call_control=self.call_control,
                 rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                          settings.rate_limit_storage),
-                idempotency=IdempotencyStore(sessions),
+                idempotency=IdempotencyStore(sessions, self.events),
                 is_ready=lambda: self.ready,
                 broadcaster=self.broadcaster,
             ),

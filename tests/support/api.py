@@ -33,6 +33,7 @@ from hookswitch.events.stream import Broadcaster
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.recorder import Recorder
+from hookswitch.store.writes import DirectWriter
 from tests.support.server import OTHER_TENANT, TENANT, provisioning_toml
 
 URL = "/v3/call_control/"
@@ -120,7 +121,8 @@ async def running_api(
                           lambda: CallId(f"call-{next(ids):04d}"))
     app = create_app(Services(sessions=sessions, call_control=control,
                               rate_limiter=RateLimiter(*rate_limit),
-                              idempotency=IdempotencyStore(sessions), is_ready=lambda: True,
+                              idempotency=IdempotencyStore(sessions, DirectWriter(sessions)),
+                              is_ready=lambda: True,
                               broadcaster=Broadcaster(sessions)))
     transport = httpx.ASGITransport(app=app)
     try:

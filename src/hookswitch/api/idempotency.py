@@ -6,6 +6,9 @@ bound to the request it was first used with: the stored answer keeps a fingerpri
 request, and the same key with another request is refused (422) instead of answered with
 the first request's answer. The caller checks authorisation before asking this store, so a
 stored answer is never a way around a 403.
+
+Answers are read here and written by the one writer (store/writes.py); a key's requests
+wait for each other, and the first answer is committed before the next one looks.
 """
 
 from __future__ import annotations
@@ -14,16 +17,14 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookswitch.store.db import as_utc
-from hookswitch.store.legs import IdempotencyRow
+from hookswitch.store.idempotency import SaveAnswer, stored_answer
+from hookswitch.store.writes import Writer
 
-KEEP = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 
 
@@ -42,9 +43,11 @@ def fingerprint(request: Mapping[str, Any]) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], writer: Writer) -> None:
         self._sessions = sessions
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._writer = writer
+        # One lock per key, kept while any request holds or waits for it.
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def once(
         self,
@@ -55,34 +58,29 @@ class IdempotencyStore:
     ) -> tuple[int, dict[str, Any], bool]:
         """(status, body, replayed): run ``produce`` only for the first use of the key;
         IdempotencyKeyReused when the key was first used with another request."""
-        lock = self._locks.setdefault((user_id, key), asyncio.Lock())
-        async with lock:
-            try:
+        lock, users = self._locks.get((user_id, key), (asyncio.Lock(), 0))
+        self._locks[(user_id, key)] = (lock, users + 1)
+        try:
+            async with lock:
                 async with self._sessions() as session:
-                    row = await session.get(IdempotencyRow, (user_id, key))
-                    if row is not None and as_utc(row.created_at) > datetime.now(UTC) - KEEP:
-                        # Keys stored before fingerprints existed (NULL) replay as they did.
-                        if row.fingerprint not in (None, request_fingerprint):
-                            raise IdempotencyKeyReused(
-                                "this Idempotency-Key was first used with another request in "
-                                "the last 24 hours; use a new key for a new request"
-                            )
-                        return row.status, json.loads(row.body), True
+                    stored = await stored_answer(session, user_id, key, datetime.now(UTC))
+                if stored is not None:
+                    # Keys stored before fingerprints existed (NULL) replay as they did.
+                    if stored.fingerprint not in (None, request_fingerprint):
+                        raise IdempotencyKeyReused(
+                            "this Idempotency-Key was first used with another request in "
+                            "the last 24 hours; use a new key for a new request"
+                        )
+                    return stored.status, json.loads(stored.body), True
                 status, body = await produce()
                 if status < 500:
-                    async with self._sessions.begin() as session:
-                        await session.execute(
-                            delete(IdempotencyRow).where(
-                                IdempotencyRow.created_at < datetime.now(UTC) - KEEP
-                            )
-                        )
-                        await session.merge(
-                            IdempotencyRow(user_id=user_id, key=key,
-                                           created_at=datetime.now(UTC), status=status,
-                                           body=json.dumps(body),
-                                           fingerprint=request_fingerprint)
-                        )
+                    await self._writer.call(SaveAnswer(user_id, key, request_fingerprint,
+                                                       status, json.dumps(body),
+                                                       datetime.now(UTC)))
                 return status, body, False
-            finally:
-                if not lock.locked() or len(self._locks) > 10_000:
-                    self._locks.pop((user_id, key), None)
+        finally:
+            lock, users = self._locks[(user_id, key)]
+            if users == 1:
+                del self._locks[(user_id, key)]  # nobody holds or waits for it
+            else:
+                self._locks[(user_id, key)] = (lock, users - 1)

@@ -91,7 +91,7 @@ class Sender:
         self,
         sessions: async_sessionmaker[AsyncSession],
         subscriptions: Subscriptions,
-        write: Callable[[Callable[[AsyncSession], Awaitable[None]]], Awaitable[None]],
+        write: Callable[[Callable[[AsyncSession], Awaitable[object]]], Awaitable[object]],
         policy: RetryPolicy | None = None,
         concurrency: int = 16,
     ) -> None:

@@ -6,8 +6,10 @@ seconds behind. The server process now only hands its records over a socket pair
 process writes them (the one writer, ``Recorder``) and delivers the events (``Sender``).
 
 Frames each way are a 4-byte length and a pickle. Server → worker: a list of records
-(``LegOpened``, ``LegChange``, ``BindingChange``), or ``STOP``. Worker → server: ``READY``
-once the outbox is loaded, then lists of ``OutboxEvent`` for the live stream (SSE).
+(``LegOpened``, ``LegChange``, ``BindingChange``, dialogs) and ``Request``s (a write command
+the server waits for, store/writes.py), or ``STOP``. Worker → server: ``READY`` once the
+outbox is loaded, then lists of ``OutboxEvent`` for the live stream (SSE), and a ``Reply``
+to each request once its transaction has committed.
 
 The worker ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): it stops
 when the server sends ``STOP`` or when the socket closes because the server died, in both
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import pickle
@@ -27,7 +30,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
@@ -37,6 +40,7 @@ from hookswitch.events.sender import RetryPolicy, Sender
 from hookswitch.heap import settle_after_startup
 from hookswitch.store.db import make_engine, session_factory
 from hookswitch.store.recorder import Record, Recorder
+from hookswitch.store.writes import WriteCommand
 
 log = structlog.get_logger("hookswitch.events")
 
@@ -44,6 +48,25 @@ STOP = "stop"
 READY = "ready"
 _LENGTH = struct.Struct(">I")
 START_TIMEOUT = 60.0  # seconds for the worker to start and load the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A write command from the server, answered by a ``Reply`` with the same id."""
+
+    id: int
+    command: WriteCommand
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    id: int
+    result: object = None
+    error: str | None = None
+
+
+class WorkerUnavailable(Exception):
+    """The events worker died before it answered; the write may not have happened."""
 
 
 def _frame(message: object) -> bytes:
@@ -68,7 +91,9 @@ class EventsWorker:
         self._database = database
         self._policy = policy
         self._on_events = on_events
-        self._pending: list[Record] = []  # put in this loop iteration, sent at its end
+        self._pending: list[Record | Request] = []  # put in this loop turn, sent at its end
+        self._calls: dict[int, asyncio.Future[object]] = {}
+        self._call_ids = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
@@ -100,11 +125,23 @@ class EventsWorker:
             raise RuntimeError("the events worker did not start (see its log above)")
         self._reading = asyncio.create_task(self._read(reader), name="events-worker-read")
 
-    def put(self, record: Record) -> None:
+    def put(self, record: Record | Request) -> None:
         if not self._pending:
             # One frame per loop iteration, whatever the number of records in it.
             asyncio.get_running_loop().call_soon(self._send)
         self._pending.append(record)
+
+    async def call(self, command: WriteCommand) -> object:
+        """Have the one writer run ``command`` after every record sent before it; return
+        its result once committed (store/writes.py)."""
+        call_id = next(self._call_ids)
+        answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = answer
+        self.put(Request(call_id, command))
+        try:
+            return await answer
+        finally:
+            self._calls.pop(call_id, None)
 
     def _send(self) -> None:
         records, self._pending = self._pending, []
@@ -132,10 +169,16 @@ class EventsWorker:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while (message := await _read_frame(reader)) is not None:
+            if isinstance(message, Reply):
+                self._answer(message)
+                continue
             try:
                 self._on_events(message)
             except Exception:  # the live stream must not stop reading the worker
                 log.exception("events.publish_failed")
+        for answer in self._calls.values():
+            if not answer.done():
+                answer.set_exception(WorkerUnavailable("the events worker stopped"))
         if not self._stopping:
             # Records sent since its last commit may be lost; the next start closes any
             # leg this leaves open (HANGUP, reason failed).
@@ -144,6 +187,15 @@ class EventsWorker:
                 await self.start()
             except Exception:
                 log.exception("events.worker_restart_failed")
+
+    def _answer(self, reply: Reply) -> None:
+        answer = self._calls.get(reply.id)
+        if answer is None or answer.done():
+            return
+        if reply.error is not None:
+            answer.set_exception(WorkerUnavailable(f"the write failed: {reply.error}"))
+        else:
+            answer.set_result(reply.result)
 
     async def _wait_exit(self) -> int | None:
         assert self._process is not None
@@ -172,11 +224,27 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
     recorder.start()
     settle_after_startup()
     writer.write(_frame(READY))
+    replies: set[asyncio.Task[None]] = set()
+
+    async def reply(request: Request) -> None:
+        try:
+            result = await recorder.write(request.command.run)
+            writer.write(_frame(Reply(request.id, result)))
+        except Exception as exc:
+            log.exception("events.request_failed", command=type(request.command).__name__)
+            writer.write(_frame(Reply(request.id, error=type(exc).__name__)))
+
     try:
         while (message := await _read_frame(reader)) not in (None, STOP):
-            records: Sequence[Record] = message
-            for record in records:
-                recorder.put(record)
+            items: Sequence[Record | Request] = message
+            for item in items:
+                if isinstance(item, Request):
+                    # recorder.write queues it behind the records before it: order is kept.
+                    task = asyncio.create_task(reply(item))
+                    replies.add(task)
+                    task.add_done_callback(replies.discard)
+                else:
+                    recorder.put(item)
     finally:
         await recorder.drain()
         await sender.stop()  # what it did not deliver stays in the outbox
@@ -200,4 +268,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module, not this __main__ copy: frames are unpickled as
+    # hookswitch.events.worker classes, which isinstance() must recognise.
+    from hookswitch.events import worker
+
+    worker.main()

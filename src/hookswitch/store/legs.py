@@ -50,20 +50,6 @@ class LegChangeRow(Base):
     at_us: Mapped[int] = mapped_column(BigInteger)
 
 
-class IdempotencyRow(Base):
-    """The first answer to a click-to-dial with an Idempotency-Key, replayed for 24 h to the
-    same request (``fingerprint``: SHA-256 of its canonical JSON; NULL for keys stored before
-    migration 0004, which replay to any request as they did then)."""
-
-    __tablename__ = "idempotency_keys"
-    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    status: Mapped[int] = mapped_column(Integer)
-    body: Mapped[str] = mapped_column(String(4000))
-    fingerprint: Mapped[str | None] = mapped_column(String(64))
-
-
 class DialogRow(Base):
     """A SIP dialog of an answered call, kept so that a crash can still end it with BYE
     (calls/dialogs.py). Deleted when the call ends normally."""

@@ -47,18 +47,19 @@ class BindingChange:
     contact: str | None  # the contact removed; None with binding None: all of the user's
 
 
-Statements = Callable[[AsyncSession], Awaitable[None]]
+Statements = Callable[[AsyncSession], Awaitable[object]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Write:
     """Another component's change, applied by the one writer in its turn. SQLite takes one
     writer at a time: the webhook sender writing its outcomes on its own connection made
     both wait in SQLite's busy handler (up to 100 ms a try) and held events back for
-    seconds at 110 calls/s."""
+    seconds at 110 calls/s. ``done`` gets what the statements returned, once committed."""
 
     statements: Statements
-    done: asyncio.Future[None]
+    done: asyncio.Future[object]
+    result: object = None
 
 
 Record = LegOpened | LegChange | BindingChange | DialogRecord | Write
@@ -89,16 +90,16 @@ class Recorder:
     def put(self, record: Record) -> None:
         self._queue.put_nowait(record)
 
-    async def write(self, statements: Statements) -> None:
-        """Run ``statements`` in the writer's next transaction and wait until it is committed;
-        once the writer has stopped, in a transaction of its own."""
+    async def write(self, statements: Statements) -> object:
+        """Run ``statements`` in the writer's next transaction, wait until it is committed,
+        and return what they returned; once the writer has stopped, in a transaction of its
+        own."""
         if self._task is None or self._task.done() or self._draining:
             async with self._sessions.begin() as session:
-                await statements(session)
-            return
-        done = asyncio.get_running_loop().create_future()
+                return await statements(session)
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Write(statements, done))
-        await done
+        return await done
 
     async def drain(self) -> None:
         """Write what is queued, then stop (shutdown)."""
@@ -136,7 +137,7 @@ class Recorder:
         self._forget_ended(records)
         for record in records:
             if isinstance(record, Write) and not record.done.done():
-                record.done.set_result(None)
+                record.done.set_result(record.result)
         if events:
             self._on_events(events, deliveries)
 
@@ -167,7 +168,7 @@ class Recorder:
                 case BindingChange(user_id=user_id, binding=binding, contact=contact):
                     await _write_binding(session, user_id, binding, contact)
                 case Write(statements=statements):
-                    await statements(session)
+                    record.result = await statements(session)
         await self._write_dialogs(conn, [r for r in records
                                          if isinstance(r, DialogsSaved | DialogsClosed)])
         if not changes:
