@@ -22,9 +22,10 @@ import structlog
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hookswitch.api.app import Services, create_app
+from hookswitch.api.app import create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Command, Signal
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.dialogs import Dialog, DialogRecord

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from hookswitch.api.app import Services, create_app
+from hookswitch.api.app import create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Hangup, RingUser
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.ids import CallId, LegId, UserId

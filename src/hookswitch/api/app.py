@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
-from hookswitch.api.idempotency import IdempotencyStore
-from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.api.routes import call_control, events
 from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
-from hookswitch.calls.control import CallControl
+from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
-from hookswitch.events.stream import Broadcaster
-
-
-@dataclass
-class Services:
-    sessions: async_sessionmaker[AsyncSession]
-    call_control: CallControl
-    rate_limiter: RateLimiter
-    idempotency: IdempotencyStore
-    is_ready: Callable[[], bool]
-    broadcaster: Broadcaster | None = None
 
 
 def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hookswitch.api.problems import ApiProblem, documented_problem
+from hookswitch.api.errors import Unauthorized
+from hookswitch.api.problems import documented_problem
+from hookswitch.api.services import ServicesDep
 from hookswitch.calls.policy import Principal
 from hookswitch.directory.tokens import principal_for
 
@@ -21,21 +23,16 @@ UNAUTHORIZED_ANSWER = documented_problem(
 )
 
 
-def _unauthorized(detail: str) -> ApiProblem:
-    return ApiProblem(401, "unauthorized", "Missing or invalid bearer token", detail,
-                      headers={"WWW-Authenticate": 'Bearer realm="hookswitch"'})
-
-
 async def authenticated(
-    request: Request,
+    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("send Authorization: Bearer <token>")
-    async with request.app.state.services.sessions() as session:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    async with services.sessions() as session:
         principal = await principal_for(session, credentials.credentials)
     if principal is None:
-        raise _unauthorized("the token is unknown, revoked or expired")
+        raise Unauthorized("the token is unknown, revoked or expired")
     return principal
 
 

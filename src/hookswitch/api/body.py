@@ -26,15 +26,15 @@ from typing import Any
 
 import orjson
 
+from hookswitch.api.errors import MalformedBody
+
 MAX_DEPTH = 8
 MAX_DICT_STRING = 4096  # characters of a string ``user``/``payload``; real ones are < 200
 MAX_DIGITS = 18  # so every accepted number fits a 64-bit integer
 
 
-class BodyError(Exception):
+class BodyError(MalformedBody):
     """The body is not one of the accepted forms; the message says what is wrong."""
-
-    code = "malformed-body"
 
 
 class _NotJson(BodyError):

@@ -20,7 +20,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookswitch.api.problems import body_too_large, problem_response
+from hookswitch.api.errors import BodyTooLarge
+from hookswitch.api.problems import problem_response
 
 # ASCII digits only (str.isdigit() is true for "²"), and few enough for a machine integer.
 _LENGTH = re.compile(r"[0-9]{1,18}")
@@ -36,10 +37,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if self._declares_too_much(Headers(scope=scope)):
-            problem = body_too_large(self.max_body_bytes)
-            response = problem_response(problem.status, problem.code, problem.title,
-                                        problem.detail, problem.headers)
-            await response(scope, receive, send)
+            await problem_response(BodyTooLarge(self.max_body_bytes))(scope, receive, send)
             return
         received = 0
 

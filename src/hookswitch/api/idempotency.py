@@ -22,16 +22,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookswitch.api.errors import IdempotencyKeyReused
 from hookswitch.store.idempotency import SaveAnswer, stored_answer
 from hookswitch.store.writes import Writer
 
 MAX_KEY_LENGTH = 255
-
-
-class IdempotencyKeyReused(Exception):
-    """The key was first used with another request; the message says so."""
-
-    code = "idempotency-key-reused"
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:

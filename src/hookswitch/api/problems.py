@@ -1,18 +1,36 @@
-"""RFC 9457 problem details: every error the API answers, and its HTTP status."""
+"""RFC 9457 problem details: every error the API answers, and its HTTP status.
+
+Errors are classes with a stable ``code`` (and a title and a detail) wherever they are
+raised: the call domain (calls/errors.py), the live stream (events/stream.py), the HTTP
+layer (api/errors.py). Their statuses are in one table, ``STATUS``, and one function turns
+any of them into an answer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hookswitch.api.body import BodyError
-from hookswitch.api.idempotency import IdempotencyKeyReused
+from hookswitch.api.errors import (
+    ApiError,
+    BodyTooLarge,
+    FieldError,
+    IdempotencyKeyReused,
+    InternalError,
+    InvalidFields,
+    MalformedBody,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from hookswitch.calls.errors import (
     CallControlError,
     InvalidDestination,
@@ -25,6 +43,32 @@ from hookswitch.events.stream import BadCursor, StreamError, TooManyStreams
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://hookswitch.dev/problems/"
+
+STATUS: dict[type[Exception], int] = {
+    # the call domain
+    NotOwner: 403,
+    NotParticipant: 403,
+    LegNotFound: 404,
+    NoRegisteredDevice: 409,
+    InvalidDestination: 422,
+    # the live event stream
+    BadCursor: 400,
+    TooManyStreams: 429,
+    # the HTTP layer
+    MalformedBody: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    BodyTooLarge: 413,
+    InvalidFields: 422,
+    IdempotencyKeyReused: 422,
+    RateLimited: 429,
+    InternalError: 500,
+}
+
+# Every class whose instances the handler below answers.
+ANSWERED = (CallControlError, StreamError, ApiError)
+Answerable = CallControlError | StreamError | ApiError
 
 
 class FieldProblem(BaseModel):
@@ -43,40 +87,32 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-class ApiProblem(Exception):
-    """An HTTP-level problem raised by the API layer itself (auth, limits, body)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        title: str,
-        detail: str,
-        headers: dict[str, str] | None = None,
-        errors: list[FieldProblem] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.headers = headers or {}
-        self.errors = errors
+def status_of(error: Answerable) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
-STATUS_BY_ERROR: dict[type[CallControlError], int] = {
-    NotOwner: 403,
-    NotParticipant: 403,
-    LegNotFound: 404,
-    NoRegisteredDevice: 409,
-    InvalidDestination: 422,
-}
+def problem_body(error: Answerable) -> dict[str, Any]:
+    fields = getattr(error, "errors", None)
+    if isinstance(error, InvalidDestination):
+        fields = [FieldError(error.field, error.detail)]
+    problem = Problem(
+        type=TYPE_BASE + error.code, title=error.title, status=status_of(error),
+        detail=error.detail, code=error.code,
+        errors=[FieldProblem(field=f.field, message=f.message) for f in fields]
+        if fields else None,
+    )
+    return problem.model_dump(exclude_none=True)
 
 
-STATUS_BY_STREAM_ERROR: dict[type[StreamError], int] = {
-    BadCursor: 400,
-    TooManyStreams: 429,
-}
+def problem_response(error: Answerable, headers: Mapping[str, str] | None = None
+                     ) -> JSONResponse:
+    return JSONResponse(
+        problem_body(error), status_code=status_of(error), media_type=PROBLEM_JSON,
+        headers={**(headers or {}), **getattr(error, "headers", {})},
+    )
 
 
 def quoted(text: str, limit: int = 32) -> str:
@@ -84,15 +120,13 @@ def quoted(text: str, limit: int = 32) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def body_too_large(limit: int) -> ApiProblem:
-    """413, for a declared length over the cap and for a body cut at it while read. The
-    connection is closed after it, so the client stops sending what nobody will read."""
-    return ApiProblem(
-        413, "body-too-large", "Request body too large",
-        f"the body is larger than the {limit} bytes this server accepts "
-        "(server.max_body_bytes); a call-control body is well under 1 KiB",
-        headers={"Connection": "close"},
-    )
+def field_errors(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    """pydantic's validation errors, one per field."""
+    return [
+        FieldError(".".join(str(part) for part in err.get("loc", ()) if part != "body")
+                   or "body", err["msg"])
+        for err in raw_errors
+    ]
 
 
 def documented_problem(description: str,
@@ -107,119 +141,43 @@ def documented_problem(description: str,
     return answer
 
 
-def problem_body(
-    status: int, code: str, title: str, detail: str, errors: list[FieldProblem] | None = None
-) -> dict[str, Any]:
-    problem = Problem(type=TYPE_BASE + code, title=title, status=status, detail=detail,
-                      code=code, errors=errors)
-    return problem.model_dump(exclude_none=True)
-
-
-def problem_response(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    errors: list[FieldProblem] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        problem_body(status, code, title, detail, errors), status_code=status, headers=headers,
-        media_type=PROBLEM_JSON,
-    )
-
-
-def from_domain(error: CallControlError) -> ApiProblem:
-    status = STATUS_BY_ERROR.get(type(error), 400)
-    errors = None
-    if isinstance(error, InvalidDestination):
-        errors = [FieldProblem(field=error.field, message=error.detail)]
-    return ApiProblem(status, error.code, error.title, error.detail, errors=errors)
-
-
-def field_problems(raw_errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
-    problems = []
-    for err in raw_errors:
-        loc = [str(part) for part in err.get("loc", ()) if part not in ("body",)]
-        problems.append(FieldProblem(field=".".join(loc) or "body", message=err["msg"]))
-    return problems
-
-
-def invalid_fields(errors: list[FieldProblem]) -> ApiProblem:
-    """422 listing each field problem, in ``errors`` and (shortened) in the detail."""
-    named = "; ".join(f"{error.field}: {error.message}" for error in errors[:5])
-    more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
-    return ApiProblem(422, "invalid-fields", "Some fields are missing or invalid",
-                      f"{named}{more}", errors=errors)
-
-
 def _rate_headers(request: Request) -> dict[str, str]:
     """The RateLimit-* headers go on every answer of a rate-limited route, errors too."""
     return dict(getattr(request.state, "rate_limit_headers", {}))
 
 
-def _from_http_exception(request: Request, exc: StarletteHTTPException) -> ApiProblem:
-    """Starlette's own errors (routing, the body limit) as problems that say what to do."""
+def _from_http_exception(request: Request, exc: StarletteHTTPException) -> Answerable:
+    """Starlette's own errors (routing, the body limit) as errors that say what to do."""
     path = quoted(request.url.path, 100)
     headers = dict(exc.headers or {})
-    if exc.status_code == 404:
-        return ApiProblem(404, "not-found", "Not found",
-                          f"there is no {path}; the API is described at /openapi.json")
     if exc.status_code == 405:
-        return ApiProblem(405, "method-not-allowed", "Method not allowed",
-                          f"{request.method} is not allowed on {path}; "
-                          f"use {headers.get('Allow', 'another method')}", headers=headers)
+        return MethodNotAllowed(f"{request.method} is not allowed on {path}; "
+                                f"use {headers.get('Allow', 'another method')}",
+                                headers=headers)
     if exc.status_code == 413:  # api/body_limit.py cut the body at the cap
-        return body_too_large(request.app.state.max_body_bytes)
-    return ApiProblem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
-                      str(exc.detail), headers=headers)
+        return BodyTooLarge(request.app.state.max_body_bytes)
+    return NotFound(f"there is no {path}; the API is described at /openapi.json")
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiProblem)
-    async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail,
-                                {**_rate_headers(request), **exc.headers}, exc.errors)
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ANSWERED)
+        return problem_response(exc, _rate_headers(request))
 
-    @app.exception_handler(CallControlError)
-    async def _domain(request: Request, exc: CallControlError) -> JSONResponse:
-        problem = from_domain(exc)
-        return problem_response(problem.status, problem.code, problem.title, problem.detail,
-                                _rate_headers(request), problem.errors)
-
-    @app.exception_handler(StreamError)
-    async def _stream(_: Request, exc: StreamError) -> JSONResponse:
-        status = STATUS_BY_STREAM_ERROR.get(type(exc), 400)
-        headers = {"Retry-After": "5"} if status == 429 else None
-        return problem_response(status, exc.code, exc.title, exc.detail, headers)
-
-    @app.exception_handler(BodyError)
-    async def _body(request: Request, exc: BodyError) -> JSONResponse:
-        return problem_response(400, exc.code, "Malformed request body", str(exc),
-                                _rate_headers(request))
-
-    @app.exception_handler(IdempotencyKeyReused)
-    async def _key_reused(request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
-        return problem_response(422, exc.code, "Idempotency-Key reused for another request",
-                                str(exc), _rate_headers(request))
+    for cls in ANSWERED:
+        app.add_exception_handler(cls, answer)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problem = invalid_fields(field_problems(list(exc.errors())))
-        return problem_response(problem.status, problem.code, problem.title, problem.detail,
-                                _rate_headers(request), problem.errors)
+        return problem_response(InvalidFields(field_errors(list(exc.errors()))),
+                                _rate_headers(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        problem = _from_http_exception(request, exc)
-        return problem_response(problem.status, problem.code, problem.title, problem.detail,
-                                {**_rate_headers(request), **problem.headers})
+        return problem_response(_from_http_exception(request, exc), _rate_headers(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
         # Nothing a client sends should get here; if it does, say so without a stack trace.
-        import structlog
-
         structlog.get_logger("hookswitch.api").exception("api.unexpected_error")
-        return problem_response(500, "internal-error", "Internal error",
-                                "the server failed to handle this request")
+        return problem_response(InternalError("the server failed to handle this request"))

@@ -51,6 +51,7 @@ class BadCursor(StreamError):
 class TooManyStreams(StreamError):
     code = "too-many-streams"
     title = "Too many open event streams"
+    headers = {"Retry-After": "5"}
 
 
 @dataclass(frozen=True, slots=True)

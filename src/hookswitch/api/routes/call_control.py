@@ -10,16 +10,15 @@ from pydantic import ValidationError
 
 from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
 from hookswitch.api.body import BodyError, normalise_body
+from hookswitch.api.errors import InvalidFields, RateLimited
 from hookswitch.api.idempotency import MAX_KEY_LENGTH, fingerprint
 from hookswitch.api.problems import (
     PROBLEM_JSON,
-    ApiProblem,
     documented_problem,
-    field_problems,
-    from_domain,
-    invalid_fields,
+    field_errors,
     problem_body,
     quoted,
+    status_of,
 )
 from hookswitch.api.ratelimit import RETRY_AFTER_HEADER, Verdict, documented_headers
 from hookswitch.api.schemas import (
@@ -28,6 +27,7 @@ from hookswitch.api.schemas import (
     HangupRequest,
     HangupResult,
 )
+from hookswitch.api.services import Services, ServicesDep
 from hookswitch.calls.errors import CallControlError
 from hookswitch.calls.policy import Principal
 
@@ -39,13 +39,13 @@ COMMANDS: dict[str, type[ClickToDialRequest] | type[HangupRequest]] = {
 }
 
 
-async def rate_limited(request: Request, principal: CurrentPrincipal) -> Verdict:
+async def rate_limited(request: Request, services: ServicesDep,
+                       principal: CurrentPrincipal) -> Verdict:
     """The ``call-control`` budget of the authenticated user; 429 when spent."""
-    verdict: Verdict = await request.app.state.services.rate_limiter.hit(principal.user_id)
+    verdict = await services.rate_limiter.hit(principal.user_id)
     if not verdict.allowed:
         retry_after = max(1, verdict.reset_after)
-        raise ApiProblem(
-            429, "rate-limited", "Too many requests",
+        raise RateLimited(
             f"this user's call-control budget of {verdict.limit} requests is spent; "
             f"retry in {retry_after} s (Retry-After)",
             headers={**verdict.headers(), "Retry-After": str(retry_after)},
@@ -118,6 +118,7 @@ def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequ
 )
 async def call_control(
     request: Request,
+    services: ServicesDep,
     principal: CurrentPrincipal,
     verdict: Annotated[Verdict, Depends(rate_limited)],
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
@@ -126,8 +127,7 @@ async def call_control(
     try:
         parsed = _command(body).model_validate(body)
     except ValidationError as exc:
-        raise invalid_fields(field_problems(exc.errors())) from exc
-    services = request.app.state.services
+        raise InvalidFields(field_errors(exc.errors())) from exc
     if isinstance(parsed, HangupRequest):
         status, answer = await _hangup(services, principal, parsed)
     elif idempotency_key:
@@ -144,7 +144,7 @@ async def call_control(
                         media_type=PROBLEM_JSON if status >= 400 else None)
 
 
-async def _click_to_dial(services: Any, principal: Principal,
+async def _click_to_dial(services: Services, principal: Principal,
                          request: ClickToDialRequest) -> tuple[int, dict[str, Any]]:
     try:
         started = await services.call_control.click_to_dial(
@@ -153,15 +153,13 @@ async def _click_to_dial(services: Any, principal: Principal,
         )
     except CallControlError as error:
         # Answered (not raised) so that an idempotent retry replays the same refusal.
-        problem = from_domain(error)
-        return problem.status, problem_body(problem.status, problem.code, problem.title,
-                                            problem.detail, problem.errors)
+        return status_of(error), problem_body(error)
     answer = ClickToDialAccepted(call_leg_id=started.call_leg_id, call_id=started.call_id,
                                  state=started.state.value)
     return 202, answer.model_dump()
 
 
-async def _hangup(services: Any, principal: Principal,
+async def _hangup(services: Services, principal: Principal,
                   request: HangupRequest) -> tuple[int, dict[str, Any]]:
     done = await services.call_control.hangup(
         principal, request.user.tenant_id, request.user.user_extension,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
 from hookswitch.api.problems import documented_problem
+from hookswitch.api.services import ServicesDep
 from hookswitch.events.stream import Broadcaster, Listener
 
 router = APIRouter(tags=["call events"])
@@ -57,14 +58,14 @@ class _EventStream(StreamingResponse):
     },
 )
 async def events(
-    request: Request,
+    services: ServicesDep,
     principal: CurrentPrincipal,
     last_event_id: Annotated[str | None, Header(
         description="the `id` of the last message received (`msg_` and 32 hexadecimal "
                     "digits), or `0` for the user's whole stream",
         examples=["msg_7c1f0e6a2b3d4c5e8f9a0b1c2d3e4f50"])] = None,
 ) -> StreamingResponse:
-    broadcaster: Broadcaster = request.app.state.services.broadcaster
+    broadcaster = services.broadcaster
     after = None
     if last_event_id is not None:
         after = await broadcaster.resume_point(principal.user_id, last_event_id)

@@ -1,0 +1,33 @@
+"""What the routes work with, given to them as a declared dependency (``ServicesDep``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookswitch.api.idempotency import IdempotencyStore
+from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.calls.control import CallControl
+from hookswitch.events.stream import Broadcaster
+
+
+@dataclass
+class Services:
+    sessions: async_sessionmaker[AsyncSession]
+    call_control: CallControl
+    rate_limiter: RateLimiter
+    idempotency: IdempotencyStore
+    broadcaster: Broadcaster
+    is_ready: Callable[[], bool]
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
