@@ -118,7 +118,7 @@ class Server:
                 rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                          settings.rate_limit_storage),
                 idempotency=IdempotencyStore(sessions),
-                is_ready=lambda: self.ready,
+                is_ready=lambda: self.ready and self.gateway.threads_alive(),
                 broadcaster=self.broadcaster,
             )
         )

@@ -46,6 +46,7 @@ from hookswitch.sip.auth import (
     challenge_headers,
 )
 from hookswitch.sip.bridge import Bridge
+from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.thread import SipThread
@@ -161,6 +162,16 @@ class SipGateway:
 
     def has_devices(self, user_id: UserId) -> bool:
         return self.location.has_devices(user_id)
+
+    def threads_alive(self) -> bool:
+        """The SIP loop thread and sippy's sender and receiver threads all run (/healthz)."""
+        if self._thread is None or not self._thread.is_alive() or self._stopped.is_set():
+            return False
+        transaction_manager = self.global_config.get("_sip_tm")
+        if transaction_manager is None:
+            return False
+        threads = sippy_threads(transaction_manager)
+        return bool(threads) and all(thread.is_alive() for thread in threads)
 
     def _execute_guarded(self, command: Command) -> None:
         """A command that fails ends its call (reason ``failed``) instead of leaving it

@@ -1,0 +1,31 @@
+"""Checks on SIP text as it comes off and goes onto the wire, free of sippy."""
+
+from __future__ import annotations
+
+import re
+
+# sippy reads 8 KB per datagram; one byte more tells a longer (cut) datagram apart.
+MAX_DATAGRAM = 8192
+# RFC 3261 section 25.1: no control characters but HTAB, CR and LF in the header section.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def datagram_refusal(data: bytes) -> str | None:
+    """Why a datagram is dropped unread, or None: sippy reads only 8 KB (a longer one
+    arrives cut, and half a message must not be acted on), and a control character in the
+    headers (a NUL in a From name) would travel on into logs and the database."""
+    if len(data) > MAX_DATAGRAM:
+        return f"longer than {MAX_DATAGRAM} bytes"
+    if _CONTROL.search(data, 0, _header_end(data)) is not None:
+        return "control character in the headers"
+    return None
+
+
+def _header_end(data: bytes) -> int:
+    """Where sippy's SipMsg ends the headers: the first blank line, tried in its order."""
+    for blank in (b"\r\n\r\n", b"\r\r", b"\n\n"):
+        end = data.find(blank)
+        if end != -1:
+            return end
+    return len(data)
+

@@ -1,0 +1,59 @@
+"""Checks on SIP text that need no sippy: addresses, datagrams, log rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookswitch.sip.addresses import unusable_destination, valid_host
+from hookswitch.sip.lograte import LogOncePerWindow
+from hookswitch.sip.wire import datagram_refusal
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "pbx.example.com.", "[::1]",
+                                  "[2001:db8::10]", "a-b.c"])
+def test_valid_hosts(host: str) -> None:
+    assert valid_host(host)
+
+
+@pytest.mark.parametrize("host", ["", "[::1", "[fe80::zz]", "999.1.1.1", "bad..host",
+                                  "-x.com", "under_score.com", "a b", None, 5060])
+def test_invalid_hosts(host: object) -> None:
+    assert not valid_host(host)
+
+
+@pytest.mark.parametrize("address", [("127.0.0.1", 0), ("127.0.0.1", 65536),
+                                     ("localhost", 99999), ("127.0.0.1", "5060"),
+                                     ("127.0.0.1", True), ("", 5060), ("bad..host", 5060),
+                                     ("127.0.0.1",), "127.0.0.1:5060", None])
+def test_unusable_destinations(address: object) -> None:
+    assert unusable_destination(address) is not None
+
+
+@pytest.mark.parametrize("address", [("127.0.0.1", 5060), ("localhost", 1),
+                                     ("::1", 65535), ("[::1]", 5060)])
+def test_usable_destinations(address: object) -> None:
+    assert unusable_destination(address) is None
+
+
+def test_datagrams_refused_before_parsing() -> None:
+    head = b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n"
+    assert datagram_refusal(head + b"\r\n") is None
+    assert datagram_refusal(head + b"\r\n" + b"\x00\x01 binary body") is None
+    assert datagram_refusal(head + b"To: a\x00b\r\n\r\n") is not None
+    assert datagram_refusal(head + b"Call-ID: \x07\r\n\r\n") is not None
+    assert datagram_refusal(head + b"X: " + b"a" * 8200 + b"\r\n\r\n") is not None
+
+
+def test_one_line_per_key_per_window_then_the_count_held_back() -> None:
+    now = [0.0]
+    lines: list[tuple[str, dict[str, object]]] = []
+    once = LogOncePerWindow(lambda event, **fields: lines.append((event, fields)),
+                            window=60, clock=lambda: now[0])
+    assert once("a", "sip.x", n=1)
+    assert not once("a", "sip.x", n=2)
+    assert not once("a", "sip.x", n=3)
+    assert once("b", "sip.x", n=4)
+    now[0] = 61
+    assert once("a", "sip.x", n=5)
+    assert lines == [("sip.x", {"n": 1}), ("sip.x", {"n": 4}),
+                     ("sip.x", {"n": 5, "held_back": 2})]
