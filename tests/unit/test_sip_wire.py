@@ -1,4 +1,4 @@
-"""Checks on SIP text that need no sippy: addresses, datagrams, log rate."""
+"""Checks on SIP text that need no sippy: numbers, addresses, datagrams, log rate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,26 @@ import pytest
 
 from hookswitch.sip.addresses import unusable_destination, valid_host
 from hookswitch.sip.lograte import LogOncePerWindow
-from hookswitch.sip.wire import datagram_refusal
+from hookswitch.sip.wire import (
+    MAX_DELTA,
+    MalformedNumber,
+    datagram_refusal,
+    strict_number,
+)
+
+
+@pytest.mark.parametrize("text", ["-1", "+7", "1_000", "١٢", "", " ", "0x10", "1.5",
+                                  "9" * 21])
+def test_a_header_number_is_ascii_digits_only(text: str) -> None:
+    with pytest.raises(MalformedNumber):
+        strict_number(text, "Expires")
+
+
+def test_a_big_header_number_is_clamped_or_refused() -> None:
+    assert strict_number(" 3600 ", "Expires") == 3600
+    assert strict_number(str(2**64), "Expires") == MAX_DELTA
+    with pytest.raises(MalformedNumber):
+        strict_number(str(2**31), "CSeq", 2**31 - 1, clamp=False)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "pbx.example.com.", "[::1]",

@@ -31,21 +31,32 @@ import sippy.UaStateConnected
 import sippy.Udp_server
 import structlog
 from sippy.Core.EventDispatcher import ED2
+from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Remote_address
+from sippy.SipCSeq import SipCSeq
+from sippy.SipNumericHF import SipNumericHF
 from sippy.SipURL import SipURL
 from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import AsyncReceiver, AsyncSender, Udp_server
 
 from hookswitch.sip.addresses import ip_version, unusable_destination
 from hookswitch.sip.lograte import LogOncePerWindow
-from hookswitch.sip.wire import MAX_DATAGRAM, datagram_refusal
+from hookswitch.sip.wire import MAX_DATAGRAM, MAX_DELTA, datagram_refusal, strict_number
 
 log = structlog.get_logger("hookswitch.sip")
 log_once = LogOncePerWindow(log.warning)
 
+MAX_CSEQ = 2**31 - 1  # RFC 3261 section 8.1.1.5
 _SEND_ATTEMPTS = 20  # a full socket buffer is retried every 10 ms, as sippy does
 
 _patched = False
+
+
+class MalformedNumber(SipParseError):  # type: ignore[misc]
+    """A header number that is not 1*DIGIT: sippy answers 400 where it catches parse errors."""
+
+    code = 400
+    msg = "Bad Request"
 
 
 def patch_sippy() -> None:
@@ -53,6 +64,8 @@ def patch_sippy() -> None:
     if _patched:
         return
     _lower_case_transport()
+    _strict_numbers()
+    _answer_parse_errors()
     _one_line_instead_of_tracebacks()
     AsyncSender.run = _sender_loop
     AsyncReceiver.run = _receiver_loop
@@ -83,6 +96,44 @@ def _lower_case_transport() -> None:
             self.transport = self.transport.lower()
 
     SipURL.setParams = set_params
+
+
+def _strict_numbers() -> None:
+    """Header numbers as RFC 3261 writes them (wire.strict_number); a bad one raises a
+    parse error, which sippy answers with 400 where it can build an answer."""
+
+    def parse_number(self: Any) -> None:
+        self.number = _number(self.body, self.hf_names[0])
+        self.parsed = True
+
+    def parse_cseq(self: Any) -> None:
+        number, self.method = self.body.split()
+        self.cseq = _number(number, "CSeq", MAX_CSEQ, clamp=False)
+        self.parsed = True
+
+    SipNumericHF.parse = parse_number
+    SipCSeq.parse = parse_cseq
+
+
+def _number(text: str, name: str, maximum: int = MAX_DELTA, clamp: bool = True) -> int:
+    try:
+        return strict_number(text, name, maximum, clamp)
+    except ValueError as error:
+        raise MalformedNumber(str(error)) from None
+
+
+def _answer_parse_errors() -> None:
+    """sippy prepares a 400 for a body shorter than its Content-Length, then asks for it
+    with ``getResponse()`` while the method wants a request: a ``TypeError`` instead of
+    the 400. Hand out the prepared answer when no request is given."""
+    original = SipParseError.getResponse
+
+    def get_response(self: Any, req: Any = None) -> Any:
+        if req is None:
+            return self.sip_response
+        return original(self, req)
+
+    SipParseError.getResponse = get_response
 
 
 def _one_line_instead_of_tracebacks() -> None:

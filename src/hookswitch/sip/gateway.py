@@ -46,10 +46,11 @@ from hookswitch.sip.auth import (
     challenge_headers,
 )
 from hookswitch.sip.bridge import Bridge
-from hookswitch.sip.compat import sippy_threads
+from hookswitch.sip.compat import log_once, sippy_threads
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.thread import SipThread
+from hookswitch.sip.validate import Drop, Refuse, check_request
 
 log = structlog.get_logger("hookswitch.sip")
 
@@ -252,6 +253,14 @@ class SipGateway:
                 return None
 
     def _on_request(self, req: Any, sip_t: Any) -> Any:
+        match check_request(req):
+            case Drop(reason=reason):
+                self._drop(req, sip_t, reason)
+                return None
+            case Refuse(status=status, reason=reason):
+                resp = req.genResponse(status, reason)
+                resp.sipver = "SIP/2.0"  # the one version we speak, even to a SIP/3.0 request
+                return (resp, None, None)
         method = req.getMethod()
         if req.getBody() is not None and len(str(req.getBody())) > MAX_BODY:
             return (req.genResponse(413, "Request Entity Too Large"), None, None)
@@ -268,6 +277,17 @@ class SipGateway:
         if method in ("ACK", "CANCEL", "BYE"):
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
         return (req.genResponse(501, "Not Implemented"), None, None)
+
+    def _drop(self, req: Any, sip_t: Any, reason: str) -> None:
+        """Leave a request unanswered. sippy forgets a transaction that ``req_cb`` did not
+        answer when none of its timers is set; an INVITE's expiry timer (teE) is, so it is
+        cancelled, or the transaction would wait for it and then fail to send a 487."""
+        source = req.getSource()[0]
+        log_once(("dropped", source, reason), "sip.request_dropped", source=source,
+                 method=_method(req), reason=reason)
+        if sip_t.teE is not None:
+            sip_t.teE.cancel()
+            sip_t.teE = None
 
     def _register(self, req: Any, sip_t: Any) -> Any:
         source = req.getSource()[0]

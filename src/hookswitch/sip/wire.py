@@ -1,4 +1,5 @@
-"""Checks on SIP text as it comes off and goes onto the wire, free of sippy."""
+"""Checks on SIP text as it comes off and goes onto the wire, free of sippy: numbers and
+whole datagrams."""
 
 from __future__ import annotations
 
@@ -8,6 +9,29 @@ import re
 MAX_DATAGRAM = 8192
 # RFC 3261 section 25.1: no control characters but HTAB, CR and LF in the header section.
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Numeric header values (Expires, Max-Forwards, Content-Length, RSeq) are 1*DIGIT up to
+# 2**32 - 1 (RFC 3261 section 20.19); more than 20 digits is refused, not converted.
+_DIGITS = re.compile(r"[0-9]{1,20}")
+MAX_DELTA = 2**32 - 1
+
+
+
+class MalformedNumber(ValueError):
+    pass
+
+
+def strict_number(text: str, name: str, maximum: int = MAX_DELTA, clamp: bool = True) -> int:
+    """``1*DIGIT`` in ASCII and nothing else (``int()`` also takes ``-1``, ``+7``,
+    ``1_000`` and non-ASCII digits). Above ``maximum`` the value is clamped, or refused."""
+    text = text.strip()
+    if _DIGITS.fullmatch(text) is None:
+        raise MalformedNumber(f"{name} is not a number")
+    value = int(text)
+    if value > maximum:
+        if not clamp:
+            raise MalformedNumber(f"{name} is out of range")
+        value = maximum
+    return value
 
 
 def datagram_refusal(data: bytes) -> str | None:
