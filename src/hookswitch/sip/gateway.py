@@ -14,7 +14,7 @@ from sippy.Core.EventDispatcher import ED2
 from sippy.SipAddress import SipAddress
 from sippy.SipConf import SipConf
 from sippy.SipContact import SipContact
-from sippy.SipTransactionManager import SipTransactionManager
+from sippy.SipTransactionManager import RINGING, TRYING, SipTransactionManager
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
@@ -41,7 +41,6 @@ from hookswitch.sip.auth import (
     DEFAULT_ALGORITHMS,
     Authenticated,
     Challenge,
-    Tarpit,
     authenticate,
     challenge_headers,
 )
@@ -49,6 +48,7 @@ from hookswitch.sip.bridge import Bridge
 from hookswitch.sip.compat import log_once, sippy_threads
 from hookswitch.sip.location import Binding, Location
 from hookswitch.sip.registrar import Registrar
+from hookswitch.sip.tarpit import Tarpit
 from hookswitch.sip.thread import SipThread
 from hookswitch.sip.validate import Drop, Refuse, check_request
 
@@ -291,20 +291,40 @@ class SipGateway:
 
     def _register(self, req: Any, sip_t: Any) -> Any:
         source = req.getSource()[0]
+        user = req.getHFBody("to").getUrl().username or ""
         resp, failed = self.registrar.handle(req)
         if failed:
-            self.tarpit.failed(source)
+            self.tarpit.failed(source, user)
         elif resp.getSCode()[0] == 200:
-            self.tarpit.succeeded(source)
-        return self._answer_maybe_later(resp, source)
+            self.tarpit.succeeded(source, user)
+        return self._answer_maybe_later(resp, sip_t, source, user)
 
-    def _answer_maybe_later(self, resp: Any, source: str) -> Any:
-        delay = self.tarpit.delay(source) if resp.getSCode()[0] in (401, 403) else 0.0
+    def _answer_maybe_later(self, resp: Any, sip_t: Any, source: str, user: str) -> Any:
+        """A challenge or refusal for a (source, user) the tarpit holds is answered late."""
+        delay = self.tarpit.delay(source, user) if resp.getSCode()[0] in (401, 403) else 0.0
         if delay <= 0:
             return (resp, None, None)
-        tm = self.global_config["_sip_tm"]
-        Timeout(lambda: self._safely(tm.sendResponse, resp), delay)
+        log_once(("tarpit", source), "sip.tarpit", source=source, user=user, delay=delay)
+        self._answer_later(resp, sip_t, delay)
         return None
+
+    def _answer_later(self, resp: Any, sip_t: Any, delay: float) -> None:
+        """Keep the server transaction and send ``resp`` on it after ``delay`` seconds.
+
+        sippy keeps a transaction that ``req_cb`` did not answer only while one of its
+        timers is set. The delayed answer is held in teF, the slot of the provisional
+        answer's retransmission (unused before any answer): sippy cancels it itself when
+        the transaction ends another way (CANCEL, an INVITE's expiry), and a retransmitted
+        request meanwhile finds the transaction and waits with it.
+        """
+        transaction_manager = self.global_config["_sip_tm"]
+
+        def answer() -> None:
+            sip_t.teF = None
+            if sip_t.state in (TRYING, RINGING):
+                transaction_manager.sendResponse(resp, sip_t)
+
+        sip_t.teF = Timeout(lambda: self._safely(answer), delay)
 
     def _invite(self, req: Any, sip_t: Any) -> Any:
         host, port = req.getSource()
@@ -321,16 +341,17 @@ class SipGateway:
                 from_name=req.getHFBody("from").getUri().name or "",
             )
         else:
+            user = req.getHFBody("from").getUrl().username or ""
             verdict = authenticate(self.directory, req, "from")
             if not isinstance(verdict, Authenticated):
                 if isinstance(verdict, Challenge):
                     resp = req.genResponse(401, "Unauthorized")
                     resp.appendHeaders(challenge_headers(verdict.realm, self.algorithms))
                 else:
-                    self.tarpit.failed(host)
+                    self.tarpit.failed(host, user)
                     resp = req.genResponse(403, "Forbidden")
-                return self._answer_maybe_later(resp, host)
-            self.tarpit.succeeded(host)
+                return self._answer_maybe_later(resp, sip_t, host, user)
+            self.tarpit.succeeded(host, user)
             offer = CallOffered(
                 call_id=call_id,
                 tenant_id=verdict.tenant.id,
