@@ -1,4 +1,4 @@
-"""Checks on SIP text that need no sippy: numbers, addresses, datagrams, log rate."""
+"""Checks on SIP text that need no sippy: numbers, addresses, datagrams, traces, log rate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hookswitch.sip.wire import (
     MAX_DELTA,
     MalformedNumber,
     datagram_refusal,
+    redact_credentials,
     strict_number,
 )
 
@@ -61,6 +62,24 @@ def test_datagrams_refused_before_parsing() -> None:
     assert datagram_refusal(head + b"To: a\x00b\r\n\r\n") is not None
     assert datagram_refusal(head + b"Call-ID: \x07\r\n\r\n") is not None
     assert datagram_refusal(head + b"X: " + b"a" * 8200 + b"\r\n\r\n") is not None
+
+
+def test_traces_keep_the_scheme_and_user_of_credentials_only() -> None:
+    trace = (
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+        'Authorization: Digest username="210",realm="r",nonce="n0nce",uri="sip:a",'
+        'response="0123abcd",qop=auth,nc=00000001,cnonce="c0"\r\n'
+        'proxy-authorization: Digest realm="r", username="7", response="ffff"\r\n'
+        "Authorization: Basic MjEwOnNlY3JldA==\r\n"
+        'WWW-Authenticate: Digest realm="r",nonce="public"\r\n'
+    )
+    assert redact_credentials(trace) == (
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+        'Authorization: Digest username="210", <redacted>\r\n'
+        'proxy-authorization: Digest username="7", <redacted>\r\n'
+        "Authorization: Basic <redacted>\r\n"
+        'WWW-Authenticate: Digest realm="r",nonce="public"\r\n'
+    )
 
 
 def test_one_line_per_key_per_window_then_the_count_held_back() -> None:

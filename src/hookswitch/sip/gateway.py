@@ -51,6 +51,7 @@ from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.tarpit import Tarpit
 from hookswitch.sip.thread import SipThread
 from hookswitch.sip.validate import Drop, Refuse, check_request
+from hookswitch.sip.wire import redact_credentials
 
 log = structlog.get_logger("hookswitch.sip")
 
@@ -60,7 +61,8 @@ MAX_BODY = 6 * 1024
 
 
 class _SipLog:
-    """sippy's logger interface; SIP traces go to structlog at debug level when enabled."""
+    """sippy's logger interface; SIP traces go to structlog at debug level when enabled,
+    without the credentials."""
 
     level = 1
 
@@ -69,7 +71,7 @@ class _SipLog:
 
     def write(self, *args: Any, **kwargs: Any) -> None:
         if self.enabled:
-            log.debug("sip", message="".join(str(a) for a in args))
+            log.debug("sip", message=redact_credentials("".join(str(a) for a in args)))
 
 
 class SipGateway:

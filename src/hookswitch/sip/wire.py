@@ -1,5 +1,5 @@
-"""Checks on SIP text as it comes off and goes onto the wire, free of sippy: numbers and
-whole datagrams."""
+"""Checks on SIP text as it comes off and goes onto the wire, free of sippy: numbers,
+whole datagrams, and what a trace may show."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_DELTA = 2**32 - 1
 
+# An Authorization header's nonce and response together are enough to try passwords
+# offline: traces keep its scheme and user name only.
+_CREDENTIALS = re.compile(r"^((?:proxy-)?authorization[ \t]*:[ \t]*)([^\r\n]*)",
+                          re.IGNORECASE | re.MULTILINE)
+_USERNAME = re.compile(r'\busername[ \t]*=[ \t]*(?:"[^"\r\n]*"|[^,\s]*)', re.IGNORECASE)
 
 
 class MalformedNumber(ValueError):
@@ -53,3 +58,15 @@ def _header_end(data: bytes) -> int:
             return end
     return len(data)
 
+
+def redact_credentials(message: str) -> str:
+    """``Authorization: Digest username="210", <redacted>`` for each credentials line."""
+    return _CREDENTIALS.sub(_redacted, message)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    scheme = value.split(None, 1)[0] if value.strip() else ""
+    user = _USERNAME.search(value)
+    shown = " ".join(part for part in (scheme, f"{user.group(0)}," if user else "") if part)
+    return f"{name}{shown} <redacted>"
