@@ -1,5 +1,6 @@
-"""sippy's sender and receiver threads, as patched by sip/compat.py, against real loopback
-sockets: no datagram, in or out, ends them."""
+"""The UDP sender and receiver loops that compat.py gives sippy (sip/udp.py), against
+real loopback sockets and without sippy in this process: no datagram, in or out, ends
+them."""
 
 from __future__ import annotations
 
@@ -8,40 +9,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from queue import Queue
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from hookswitch.sip.thread import SipThread
+from hookswitch.sip import udp
 from tests.phones.wait import wait_until
-
-
-@pytest.fixture(scope="module")
-def udp() -> Iterator[ModuleType]:
-    """sippy.Udp_server with hookswitch's patches, applied on a SIP thread that then runs
-    sippy's loop, as in the server (sippy is imported there first, see sip/thread.py)."""
-    sip_thread = SipThread()
-    patched = threading.Event()
-
-    def run() -> None:
-        from sippy.Core.EventDispatcher import ED2
-
-        from hookswitch.sip import compat
-
-        ED2.my_ident = threading.get_ident()
-        compat.patch_sippy()
-        patched.set()
-        ED2.loop()
-
-    sip_thread.run(run)
-    assert patched.wait(10)
-    import sippy.Udp_server
-    from sippy.Core.EventDispatcher import ED2
-
-    yield sippy.Udp_server
-    ED2.callFromThread(ED2.breakLoop)
-    sip_thread.thread.join(10)
 
 
 @pytest.fixture
@@ -51,41 +25,36 @@ def sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for sock in (ours, peer):
         sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
+    peer.settimeout(5)
     yield ours, peer
     ours.close()
     peer.close()
 
 
-class FakeServer:
+def server_for(skt: socket.socket) -> Any:
     """The parts of sippy's Udp_server its sender and receiver threads use."""
+    return SimpleNamespace(skt=skt, sendqueue=Queue(), uopts=SimpleNamespace(
+        family=socket.AF_INET))
 
-    def __init__(self, skt: socket.socket, handle: Any = None) -> None:
-        self.skt = skt
-        self.sendqueue: Queue[Any] = Queue()
-        self.uopts = SimpleNamespace(family=socket.AF_INET, direct_dispatch=True)
-        self.transport = "udp"
-        self.handled: list[bytes] = []
-        self._handle = handle
 
-    def handle_read(self, data: bytes, address: Any, received: Any) -> None:
-        self.handled.append(data)
-        if self._handle is not None:
-            self._handle(data)
+def start(target: Any, *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_the_sender_outlives_every_unusable_destination(
-    udp: ModuleType, sockets: tuple[socket.socket, socket.socket]
+    sockets: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, peer = sockets
-    server = FakeServer(ours)
-    sender = udp.AsyncSender(server)
+    server = server_for(ours)
+    sender = start(udp.sender_loop, SimpleNamespace(userv=server))
     peer_port = peer.getsockname()[1]
     for destination in [("127.0.0.1", 99999), ("localhost", 99999), ("127.0.0.1", 0),
                         ("127.0.0.1", "5060"), ("bad..host", 5060), (None, 5060), "nowhere"]:
         server.sendqueue.put((b"lost", destination))
     server.sendqueue.put((object(), ("127.0.0.1", peer_port)))  # sendto raises TypeError
-    server.sendqueue.put((b"arrives", ("localhost", peer_port)))
+    server.sendqueue.put((b"arrives", ("localhost", peer_port)))  # resolved, as in sippy
     assert peer.recv(100) == b"arrives"
     assert sender.is_alive()
     server.sendqueue.put(None)
@@ -94,24 +63,23 @@ def test_the_sender_outlives_every_unusable_destination(
 
 
 def test_the_receiver_outlives_every_datagram_and_drops_what_it_must(
-    udp: ModuleType, sockets: tuple[socket.socket, socket.socket]
+    sockets: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, peer = sockets
+    handed_over: list[bytes] = []
 
-    def handle(data: bytes) -> None:
+    def hand_over(server: Any, data: bytes, address: Any) -> None:
+        handed_over.append(data)
         if data.startswith(b"boom"):
-            raise OverflowError("whatever the handler raises")
+            raise OverflowError("whatever the SIP side raises")
 
-    ours.settimeout(None)  # blocking, as sippy's socket
-    server = FakeServer(ours, handle)
-    receiver = udp.AsyncReceiver(server)
-    address = ours.getsockname()
+    receiver = start(udp.receiver_loop, SimpleNamespace(userv=server_for(ours)), hand_over)
     for data in [b"boom", b"X" * 9000, b"OPTIONS x SIP/2.0\r\nTo: a\x00b\r\n\r\n", b"last"]:
-        peer.sendto(data, address)
-    wait_until(lambda: b"last" in server.handled, 5, message=f"handled: {server.handled}")
-    assert server.handled == [b"boom", b"last"]  # too big, and a NUL in a header: dropped
+        peer.sendto(data, ours.getsockname())
+    wait_until(lambda: b"last" in handed_over, 5, message=f"handed over: {handed_over}")
+    assert handed_over == [b"boom", b"last"]  # too big, and a NUL in a header: dropped
     assert receiver.is_alive()
-    with contextlib.suppress(OSError):  # ENOTCONN on UDP, and yet it stops reads (as sippy)
+    with contextlib.suppress(OSError):  # ENOTCONN on UDP, and yet it ends reads (as sippy)
         ours.shutdown(socket.SHUT_RDWR)
     receiver.join(5)
     assert not receiver.is_alive()

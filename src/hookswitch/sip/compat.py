@@ -1,11 +1,8 @@
 """Work-arounds for sippy quirks, applied once on the SIP thread before anything runs.
 
-Besides small parsing fixes, this is where sippy's threads are made unkillable: sippy 2.5
-has one sender and one receiver thread per socket (``nworkers = 1``), and an exception
-in either ended it for good. One datagram whose Via said ``127.0.0.1:99999;received=
-localhost`` made ``sendto`` raise ``OverflowError`` in the sender; from then on every
-queued answer was silently lost. Here every datagram, in and out, is handled on its own:
-whatever it raises is logged (one line per kind, per minute) and the loop goes on.
+Besides small parsing fixes, this is where sippy's threads are made unkillable: its
+sender and receiver loops are replaced by those of udp.py, and its tracebacks and
+prints about peers' messages become one log line per kind per minute.
 """
 
 from __future__ import annotations
@@ -14,9 +11,7 @@ import functools
 import socket
 import sys
 import threading
-import time
 from datetime import datetime
-from errno import EAGAIN, EBADF, ENOBUFS, ENOTCONN, ESHUTDOWN, EWOULDBLOCK
 from typing import Any
 
 import sippy.Core.EventDispatcher
@@ -29,7 +24,6 @@ import sippy.UacStateRinging
 import sippy.UacStateTrying
 import sippy.UaStateConnected
 import sippy.Udp_server
-import structlog
 from sippy.Core.EventDispatcher import ED2
 from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Remote_address
@@ -40,14 +34,11 @@ from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import AsyncReceiver, AsyncSender, Udp_server
 
 from hookswitch.sip.addresses import ip_version, unusable_destination
-from hookswitch.sip.lograte import LogOncePerWindow
-from hookswitch.sip.wire import MAX_DATAGRAM, MAX_DELTA, datagram_refusal, strict_number
-
-log = structlog.get_logger("hookswitch.sip")
-log_once = LogOncePerWindow(log.warning)
+from hookswitch.sip.lograte import short, warn_once
+from hookswitch.sip.udp import dropped_send, receiver_loop, sender_loop
+from hookswitch.sip.wire import MAX_DELTA, strict_number
 
 MAX_CSEQ = 2**31 - 1  # RFC 3261 section 8.1.1.5
-_SEND_ATTEMPTS = 20  # a full socket buffer is retried every 10 ms, as sippy does
 
 _patched = False
 
@@ -67,8 +58,8 @@ def patch_sippy() -> None:
     _strict_numbers()
     _answer_parse_errors()
     _one_line_instead_of_tracebacks()
-    AsyncSender.run = _sender_loop
-    AsyncReceiver.run = _receiver_loop
+    AsyncSender.run = sender_loop
+    AsyncReceiver.run = _receive
     _send_from_the_sip_thread()
     _patched = True
 
@@ -154,14 +145,14 @@ def _one_line_instead_of_tracebacks() -> None:
 def _report(message: str, f: Any = None, extra: Any = None) -> None:
     error = sys.exc_info()[1]
     where = _innermost_frame(error)
-    log_once((type(error), where), "sip.sippy_error", what=message,
-             error=_short(f"{type(error).__name__}: {error}"), at=where)
+    warn_once((type(error), where), "sip.sippy_error", what=message,
+              error=short(f"{type(error).__name__}: {error}"), at=where)
 
 
 def _said(module: str, *args: Any, **kwargs: Any) -> None:
     text = " ".join(str(arg) for arg in args if not isinstance(arg, datetime))
-    log_once(("said", module), "sip.sippy_said", module=module,
-             text=_short(text.strip().split("\n", 1)[0]))
+    warn_once(("said", module), "sip.sippy_said", module=module,
+              text=short(text.strip().split("\n", 1)[0]))
 
 
 def _innermost_frame(error: BaseException | None) -> str:
@@ -174,55 +165,7 @@ def _innermost_frame(error: BaseException | None) -> str:
     return f"{code.co_filename.rsplit('/', 1)[-1]}:{traceback.tb_lineno} {code.co_name}"
 
 
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-# --- sending ----------------------------------------------------------------------------
-
-
-def _sender_loop(sender: Any) -> None:
-    """``AsyncSender.run``: one queued datagram at a time; nothing one datagram does (a
-    port out of range, a host that does not resolve, a full buffer) ends the loop."""
-    server = sender.userv
-    while True:
-        item = server.sendqueue.get()
-        if item is None:
-            server.sendqueue.put(None)  # shutting down: pass it on to the other senders
-            break
-        data, address = item
-        try:
-            _send_queued(server, data, address)
-        except BrokenPipeError:
-            pass  # the socket was shut down under us: the None that stops us follows
-        except Exception as error:
-            _dropped_send(address, f"{type(error).__name__}: {error}")
-    sender.userv = None
-
-
-def _send_queued(server: Any, data: bytes, address: Any) -> None:
-    reason = unusable_destination(address)
-    if reason is not None:
-        _dropped_send(address, reason)
-        return
-    family = server.uopts.family
-    found = socket.getaddrinfo(address[0].strip("[]"), None, family)[0][4]
-    destination = (found[0], address[1], *found[2:]) if family == socket.AF_INET6 else (
-        found[0], address[1])
-    for _ in range(_SEND_ATTEMPTS):
-        try:
-            if server.skt.sendto(data, destination) == len(data):
-                return
-        except OSError as error:
-            if error.errno not in (EWOULDBLOCK, ENOBUFS, EAGAIN):
-                raise
-        time.sleep(0.01)
-    _dropped_send(address, "the socket buffer stayed full")
-
-
-def _dropped_send(address: Any, reason: str) -> None:
-    destination = _short(repr(address), 100)
-    log_once(("send", destination), "sip.send_dropped", destination=destination, reason=reason)
+# --- the UDP threads (udp.py) and the direct send ---------------------------------------
 
 
 def _send_from_the_sip_thread() -> None:
@@ -241,7 +184,7 @@ def _send_from_the_sip_thread() -> None:
     def send_to(self: Any, data: Any, address: Any, delayed: bool = False) -> None:
         reason = unusable_destination(address)
         if reason is not None:
-            _dropped_send(address, reason)
+            dropped_send(address, reason)
             return
         host = address[0]
         if (threading.get_ident() == sip_thread and self.uopts.family == socket.AF_INET
@@ -253,7 +196,7 @@ def _send_from_the_sip_thread() -> None:
             except OSError:
                 pass  # the sender thread retries it, as sippy always does
             except Exception as error:
-                _dropped_send(address, f"{type(error).__name__}: {error}")
+                dropped_send(address, f"{type(error).__name__}: {error}")
                 return
         original(self, data, address, delayed)
 
@@ -269,45 +212,13 @@ def _is_ipv4(cache: dict[str, bool], host: str) -> bool:
     return known
 
 
-# --- receiving --------------------------------------------------------------------------
+def _receive(receiver: Any) -> None:
+    """``AsyncReceiver.run``: udp.receiver_loop, handing datagrams to the SIP thread."""
+    receiver_loop(receiver, _hand_to_sip_thread)
 
 
-def _receiver_loop(receiver: Any) -> None:
-    """``AsyncReceiver.run``: read datagrams and hand each to the SIP thread. It stops only
-    when the socket is closed; a read error is logged and the next datagram read."""
-    server = receiver.userv
-    empty_reads = 0
-    while True:
-        try:
-            data, address = server.skt.recvfrom(MAX_DATAGRAM + 1)
-        except OSError as error:
-            if error.errno in (EBADF, ENOTCONN, ESHUTDOWN):
-                break  # closed: the server is stopping
-            log_once(("receive", error.errno), "sip.receive_failed", error=str(error))
-            time.sleep(0.01)  # an error that repeats must not spin a core
-            continue
-        if not data and address is None:
-            # sippy's sign of a socket shut down under it (some reads come back empty
-            # anyway, hence the count).
-            empty_reads += 1
-            if empty_reads >= 100:
-                break
-            continue
-        empty_reads = 0
-        try:
-            _deliver(server, data, address)
-        except Exception as error:
-            log_once(("deliver", type(error)), "sip.receive_failed",
-                     error=_short(f"{type(error).__name__}: {error}"))
-    receiver.userv = None
-
-
-def _deliver(server: Any, data: bytes, address: Any) -> None:
-    reason = datagram_refusal(data)
-    if reason is not None:
-        log_once(("refused", address[0], reason), "sip.datagram_dropped",
-                 source=address[0], reason=reason)
-        return
+def _hand_to_sip_thread(server: Any, data: bytes, address: Any) -> None:
+    """What sippy's receiver did with a datagram once read."""
     if server.uopts.family == socket.AF_INET6:
         address = (f"[{address[0]}]", address[1])
     received = MonoTime()

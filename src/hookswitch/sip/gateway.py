@@ -45,8 +45,9 @@ from hookswitch.sip.auth import (
     challenge_headers,
 )
 from hookswitch.sip.bridge import Bridge
-from hookswitch.sip.compat import log_once, sippy_threads
+from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.lograte import warn_once
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.tarpit import Tarpit
 from hookswitch.sip.thread import SipThread
@@ -285,7 +286,7 @@ class SipGateway:
         answer when none of its timers is set; an INVITE's expiry timer (teE) is, so it is
         cancelled, or the transaction would wait for it and then fail to send a 487."""
         source = req.getSource()[0]
-        log_once(("dropped", source, reason), "sip.request_dropped", source=source,
+        warn_once(("dropped", source, reason), "sip.request_dropped", source=source,
                  method=_method(req), reason=reason)
         if sip_t.teE is not None:
             sip_t.teE.cancel()
@@ -306,7 +307,7 @@ class SipGateway:
         delay = self.tarpit.delay(source, user) if resp.getSCode()[0] in (401, 403) else 0.0
         if delay <= 0:
             return (resp, None, None)
-        log_once(("tarpit", source), "sip.tarpit", source=source, user=user, delay=delay)
+        warn_once(("tarpit", source), "sip.tarpit", source=source, user=user, delay=delay)
         self._answer_later(resp, sip_t, delay)
         return None
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import structlog
+
 MAX_KEYS = 10_000  # under a scan from many addresses, memory stays bounded
 
 
@@ -50,3 +52,12 @@ class LogOncePerWindow:
             fields["held_back"] = held_back
         self._write(event, **fields)
         return True
+
+
+def short(text: str, limit: int = 200) -> str:
+    """A log field of bounded length (an error may quote a whole header)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# The SIP side's warnings about what peers sent: one line per key per minute.
+warn_once = LogOncePerWindow(structlog.get_logger("hookswitch.sip").warning)
