@@ -207,7 +207,7 @@ class Server:
                 rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                          settings.rate_limit_storage),
                 idempotency=IdempotencyStore(sessions, self.events),
-                is_ready=lambda: self.ready,
+                is_ready=lambda: self.ready and gateway.threads_alive(),
                 broadcaster=self.broadcaster,
             ),
             max_body_bytes=settings.max_body_bytes,

@@ -1,15 +1,23 @@
 """Digest authentication of phones (REGISTER and INVITE), on the SIP thread.
 
-An unknown user and a wrong password get the same answer, so extensions cannot be
-enumerated; a source that keeps failing is answered more and more slowly (tarpit).
+Nothing in an answer tells who exists. The order of the checks makes it so:
+
+1. credentials that are not a readable Digest answer: refused (403);
+2. a nonce that is not ours, or too old: challenged again (401), whoever the user is;
+3. then the user: an unknown user, a wrong realm and a wrong response are all refused
+   (403), and an unknown user's response is checked against a stand-in HA1, so that the
+   work, and the time, is the same as for a known user.
+
+A source that keeps failing for one user is answered more and more slowly (tarpit.py).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
+from sippy.SipAuthorization import _HASH_FUNC
 from sippy.SipHeader import SipHeader
 from sippy.SipWWWAuthenticate import SipWWWAuthenticate
 
@@ -20,6 +28,10 @@ from hookswitch.directory.snapshot import Directory, Tenant, User
 # (RFC 8760) is offered too when `server.digest_algorithms` asks for it, and a SHA-256
 # answer is always verified (both HA1 are stored).
 DEFAULT_ALGORITHMS = ("MD5",)
+_REQUIRED = ("username", "realm", "nonce", "uri", "response")
+# Stand-ins for the HA1 of a user who does not exist: random, the length of a real one.
+_NOBODY_MD5 = secrets.token_hex(16)
+_NOBODY_SHA256 = secrets.token_hex(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +49,7 @@ class Challenge:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """Credentials were given and are wrong, or name nobody: 403, the same for both."""
+    """Credentials were given and are wrong, unreadable or name nobody: 403 for all."""
 
 
 Verdict = Authenticated | Challenge | Refused
@@ -58,61 +70,56 @@ def authenticate(directory: Directory, req: Any, aor_header: str) -> Verdict:
         return Refused()
     if req.countHFs("authorization") == 0:
         return Challenge(tenant.realm)
-    credentials = req.getHFBody("authorization")
-    credentials.parse()
-    user = tenant.users.get(uri.username or "")
-    if (
-        user is None
-        or credentials.username != user.extension
-        or credentials.realm != tenant.realm
-    ):
+    credentials = _digest_credentials(req)
+    if credentials is None:
         return Refused()
-    sha256 = (credentials.algorithm or "MD5").startswith("SHA-256")
-    ha1 = user.ha1_sha256 if sha256 else user.ha1_md5
-    try:
-        ok = credentials.verifyHA1(ha1.encode(), req.getMethod(), None)
-    except Exception:
-        ok = False
-    if not ok:
-        # A nonce older than sippy's validity window fails here too; a fresh challenge
-        # lets an honest phone retry, so only a bad response counts as refused.
-        if not credentials.ho.validate_challenge(credentials.nonce, (_mask(credentials),)):
-            return Challenge(tenant.realm)
+    if not _our_fresh_nonce(credentials):
+        return Challenge(tenant.realm)
+    user = tenant.users.get(uri.username or "")
+    if user is None or credentials.username != user.extension or credentials.realm != tenant.realm:
+        _verify(credentials, _NOBODY_SHA256 if _sha256(credentials) else _NOBODY_MD5, req)
+        return Refused()
+    ha1 = user.ha1_sha256 if _sha256(credentials) else user.ha1_md5
+    if not _verify(credentials, ha1, req):
         return Refused()
     return Authenticated(tenant, user)
 
 
-def _mask(credentials: Any) -> int:
-    from sippy.SipAuthorization import _HASH_FUNC
+def _digest_credentials(req: Any) -> Any:
+    """The first Authorization header as sippy's parsed ``SipAuthorization``, or None if it
+    is not a Digest answer with every field a response is computed from.
 
+    sippy's parser reads any scheme as Digest and raises on ``Digest`` alone or on a
+    parameter without ``=``; the scheme and the fields are checked here instead.
+    """
+    header = req.getHF("authorization")
+    scheme, _, parameters = str(header.body.body).strip().partition(" ")
+    if scheme.lower() != "digest" or not parameters.strip():
+        return None
+    try:
+        credentials = header.getBody()
+    except Exception:
+        return None
+    if any(not getattr(credentials, name) for name in _REQUIRED):
+        return None
+    return credentials
+
+
+def _our_fresh_nonce(credentials: Any) -> bool:
+    """The nonce is one we issued, for this algorithm, less than 32 s ago (sippy's
+    ``HashOracle``: an AES-encrypted timestamp, so no state is kept per challenge)."""
     entry = _HASH_FUNC.get(credentials.algorithm)
-    return entry[1] if entry else 0
+    if entry is None:
+        return False
+    return bool(credentials.ho.validate_challenge(credentials.nonce, (entry[1],)))
 
 
-@dataclass
-class Tarpit:
-    """Delays answers to sources that failed often: 0 s for the first few, then growing."""
+def _sha256(credentials: Any) -> bool:
+    return str(credentials.algorithm or "MD5").startswith("SHA-256")
 
-    free_failures: int = 5
-    window: float = 60.0
-    max_delay: float = 8.0
-    _failures: dict[str, list[float]] = field(default_factory=dict)
 
-    def failed(self, source: str) -> None:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(source, []) if now - t < self.window]
-        recent.append(now)
-        self._failures[source] = recent[-50:]
-        if len(self._failures) > 10_000:  # bounded memory under a scan
-            self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, source: str) -> None:
-        self._failures.pop(source, None)
-
-    def delay(self, source: str) -> float:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(source, []) if now - t < self.window]
-        excess = len(recent) - self.free_failures
-        if excess <= 0:
-            return 0.0
-        return float(min(self.max_delay, 0.25 * 2 ** (excess - 1)))
+def _verify(credentials: Any, ha1: str, req: Any) -> bool:
+    try:
+        return bool(credentials.verifyHA1(ha1.encode(), req.getMethod(), None))
+    except Exception:  # a field sippy cannot compute with (qop, nc...): a wrong answer
+        return False

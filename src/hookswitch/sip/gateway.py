@@ -16,7 +16,7 @@ from sippy.SipAddress import SipAddress
 from sippy.SipConf import SipConf
 from sippy.SipContact import SipContact
 from sippy.SipHeader import SipHeader
-from sippy.SipTransactionManager import SipTransactionManager
+from sippy.SipTransactionManager import RINGING, TRYING, SipTransactionManager
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
@@ -39,12 +39,11 @@ from hookswitch.calls.ids import CallId, UserId, new_call_id
 from hookswitch.calls.leg import HangupReason
 from hookswitch.clock import now_us
 from hookswitch.directory.snapshot import Directory
-from hookswitch.sip import compat
+from hookswitch.sip import compat, validate
 from hookswitch.sip.auth import (
     DEFAULT_ALGORITHMS,
     Authenticated,
     Challenge,
-    Tarpit,
     authenticate,
     challenge_headers,
 )
@@ -57,11 +56,16 @@ from hookswitch.sip.bridge_state import (
     RingDevices,
     Target,
 )
+from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.dialogs import send_bye
 from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.lograte import warn_once
 from hookswitch.sip.registrar import Registrar
+from hookswitch.sip.tarpit import Tarpit
 from hookswitch.sip.thread import SipThread
 from hookswitch.sip.translate import is_new_call, offer_of
+from hookswitch.sip.validate import check_request
+from hookswitch.sip.wire import redact_credentials
 
 log = structlog.get_logger("hookswitch.sip")
 
@@ -71,7 +75,8 @@ MAX_BODY = 6 * 1024
 
 
 class _SipLog:
-    """sippy's logger interface; SIP traces go to structlog at debug level when enabled."""
+    """sippy's logger interface; SIP traces go to structlog at debug level when enabled,
+    without the credentials."""
 
     level = 1
 
@@ -80,7 +85,7 @@ class _SipLog:
 
     def write(self, *args: Any, **kwargs: Any) -> None:
         if self.enabled:
-            log.debug("sip", message="".join(str(a) for a in args))
+            log.debug("sip", message=redact_credentials("".join(str(a) for a in args)))
 
 
 class SipGateway:
@@ -198,6 +203,16 @@ class SipGateway:
     def has_devices(self, user_id: UserId) -> bool:
         return self.location.has_devices(user_id)
 
+    def threads_alive(self) -> bool:
+        """The SIP loop thread and sippy's sender and receiver threads all run (/healthz)."""
+        if self._thread is None or not self._thread.is_alive() or self._stopped.is_set():
+            return False
+        transaction_manager = self.global_config.get("_sip_tm")
+        if transaction_manager is None:
+            return False
+        threads = sippy_threads(transaction_manager)
+        return bool(threads) and all(thread.is_alive() for thread in threads)
+
     def _execute_guarded(self, command: Command) -> None:
         """A command that fails ends its call (reason ``failed``) instead of leaving it
         ringing forever; the SIP thread goes on."""
@@ -286,6 +301,14 @@ class SipGateway:
                 return None
 
     def _on_request(self, req: Any, sip_t: Any) -> Any:
+        match check_request(req):
+            case validate.Drop(reason=reason):
+                self._drop(req, sip_t, reason)
+                return None
+            case validate.Refuse(status=status, reason=reason):
+                resp = req.genResponse(status, reason)
+                resp.sipver = "SIP/2.0"  # the one version we speak, even to a SIP/3.0 request
+                return (resp, None, None)
         method = req.getMethod()
         if self.directory is None:  # still starting (bound, but the directory is not loaded)
             resp = req.genResponse(503, "Service Unavailable")
@@ -307,22 +330,53 @@ class SipGateway:
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
         return (req.genResponse(501, "Not Implemented"), None, None)
 
+    def _drop(self, req: Any, sip_t: Any, reason: str) -> None:
+        """Leave a request unanswered. sippy forgets a transaction that ``req_cb`` did not
+        answer when none of its timers is set; an INVITE's expiry timer (teE) is, so it is
+        cancelled, or the transaction would wait for it and then fail to send a 487."""
+        source = req.getSource()[0]
+        warn_once(("dropped", source, reason), "sip.request_dropped", source=source,
+                 method=_method(req), reason=reason)
+        if sip_t.teE is not None:
+            sip_t.teE.cancel()
+            sip_t.teE = None
+
     def _register(self, req: Any, sip_t: Any) -> Any:
         source = req.getSource()[0]
+        user = req.getHFBody("to").getUrl().username or ""
         resp, failed = self.registrar.handle(req)
         if failed:
-            self.tarpit.failed(source)
+            self.tarpit.failed(source, user)
         elif resp.getSCode()[0] == 200:
-            self.tarpit.succeeded(source)
-        return self._answer_maybe_later(resp, source)
+            self.tarpit.succeeded(source, user)
+        return self._answer_maybe_later(resp, sip_t, source, user)
 
-    def _answer_maybe_later(self, resp: Any, source: str) -> Any:
-        delay = self.tarpit.delay(source) if resp.getSCode()[0] in (401, 403) else 0.0
+    def _answer_maybe_later(self, resp: Any, sip_t: Any, source: str, user: str) -> Any:
+        """A challenge or refusal for a (source, user) the tarpit holds is answered late."""
+        delay = self.tarpit.delay(source, user) if resp.getSCode()[0] in (401, 403) else 0.0
         if delay <= 0:
             return (resp, None, None)
-        tm = self.global_config["_sip_tm"]
-        Timeout(lambda: self._safely(tm.sendResponse, resp), delay)
+        warn_once(("tarpit", source), "sip.tarpit", source=source, user=user, delay=delay)
+        self._answer_later(resp, sip_t, delay)
         return None
+
+    def _answer_later(self, resp: Any, sip_t: Any, delay: float) -> None:
+        """Keep the server transaction and send ``resp`` on it after ``delay`` seconds.
+
+        sippy keeps a transaction that ``req_cb`` did not answer only while one of its
+        timers is set. The delayed answer is held in teF, the slot of the provisional
+        answer's retransmission (unused before any answer): sippy cancels it itself when
+        the transaction ends another way (CANCEL, an INVITE's expiry), and a retransmitted
+        request meanwhile finds the transaction and waits with it.
+        """
+        transaction_manager = self.global_config["_sip_tm"]
+
+        def answer() -> None:
+            sip_t.teF = None
+            if sip_t.state in (TRYING, RINGING):
+                transaction_manager.sendResponse(resp, sip_t)
+
+        sip_t.teF = Timeout(lambda: self._safely(answer), delay)
 
     def _invite(self, req: Any, sip_t: Any) -> Any:
         directory = self.directory
@@ -341,16 +395,17 @@ class SipGateway:
                 from_name=req.getHFBody("from").getUri().name or "",
             )
         else:
+            user = req.getHFBody("from").getUrl().username or ""
             verdict = authenticate(directory, req, "from")
             if not isinstance(verdict, Authenticated):
                 if isinstance(verdict, Challenge):
                     resp = req.genResponse(401, "Unauthorized")
                     resp.appendHeaders(challenge_headers(verdict.realm, self.algorithms))
                 else:
-                    self.tarpit.failed(host)
+                    self.tarpit.failed(host, user)
                     resp = req.genResponse(403, "Forbidden")
-                return self._answer_maybe_later(resp, host)
-            self.tarpit.succeeded(host)
+                return self._answer_maybe_later(resp, sip_t, host, user)
+            self.tarpit.succeeded(host, user)
             offered = CallOffered(
                 call_id=call_id,
                 tenant_id=verdict.tenant.id,

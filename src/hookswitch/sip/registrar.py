@@ -45,12 +45,10 @@ class Registrar:
                 return self._update(req, user.id), False
 
     def _update(self, req: Any, user_id: Any) -> Any:
+        # Expires, Contact and its expires parameter were checked by validate.check_request.
         default = DEFAULT_EXPIRES
         if req.countHFs("expires") > 0:
-            try:
-                default = int(req.getHFBody("expires").getNum())
-            except (TypeError, ValueError):
-                return req.genResponse(400, "Bad Expires")
+            default = int(req.getHFBody("expires").getNum())
         contacts = req.getHFBodys("contact") if req.countHFs("contact") > 0 else []
         source = req.getSource()
         user_agent = req.getHFBody("user-agent").name if req.countHFs("user-agent") else None
@@ -65,10 +63,7 @@ class Registrar:
             uri = str(url)
             expires = default
             if contact.address.params.get("expires") is not None:
-                try:
-                    expires = int(contact.address.params["expires"])
-                except ValueError:
-                    return req.genResponse(400, "Bad Contact Expires")
+                expires = int(contact.address.params["expires"])
             if expires == 0:
                 self.location.remove(user_id, uri)
                 self._on_change(user_id, None, uri)
