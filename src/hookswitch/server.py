@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hookswitch.api.app import create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.schemas import HealthStatus
 from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Command, Signal
 from hookswitch.calls.control import CallControl
@@ -90,6 +91,7 @@ class Server:
         self.provisioning = provisioning
         self.options = options
         self.ready = False
+        self._stopping = False
         self.location = Location()
 
     async def run(self) -> None:
@@ -207,7 +209,7 @@ class Server:
                 rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                          settings.rate_limit_storage),
                 idempotency=IdempotencyStore(sessions, self.events),
-                is_ready=lambda: self.ready and gateway.threads_alive(),
+                health=partial(self.health, gateway),
                 broadcaster=self.broadcaster,
             ),
             max_body_bytes=settings.max_body_bytes,
@@ -225,6 +227,7 @@ class Server:
             # Both end the server the same way: event streams end, HTTP stops, then live
             # calls get BYE. Streams first, or uvicorn waits for them and cancels them.
             self.ready = False
+            self._stopping = True
             self.broadcaster.close_all()
             http.request_exit()
 
@@ -239,6 +242,13 @@ class Server:
             await loop.run_in_executor(None, gateway.stop)
             await self.events.stop()  # writes every record; undelivered events stay queued
             log.info("server.stopped")
+
+    def health(self, gateway: SipGateway) -> HealthStatus:
+        if not gateway.threads_alive():
+            return "sip-down"
+        if not self.ready:
+            return "stopping" if self._stopping else "starting"
+        return "ok"
 
     def _on_http_started(self) -> None:
         self.ready = True

@@ -123,7 +123,7 @@ async def running_api(
     app = create_app(Services(sessions=sessions, call_control=control,
                               rate_limiter=RateLimiter(*rate_limit),
                               idempotency=IdempotencyStore(sessions, DirectWriter(sessions)),
-                              is_ready=lambda: True,
+                              health=lambda: "ok",
                               broadcaster=Broadcaster(sessions)))
     transport = httpx.ASGITransport(app=app)
     try:

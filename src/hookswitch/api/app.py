@@ -34,11 +34,10 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up",
              response_model=Health,
              responses={200: {"description": "ready"},
-                        503: {"model": Health, "description": "still starting"}})
+                        503: {"model": Health, "description": "starting, stopping, or SIP down"}})
     async def healthz() -> JSONResponse:
-        if services.is_ready():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+        status = services.health()
+        return JSONResponse({"status": status}, status_code=200 if status == "ok" else 503)
 
     _document_request_schemas(app)
     return app

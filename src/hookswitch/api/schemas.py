@@ -53,7 +53,11 @@ class HangupResult(BaseModel):
     reason: str | None = Field(default=None, examples=["api"])
 
 
-class Health(BaseModel):
-    """``/healthz``: ``ok`` (200) once SIP and HTTP are both up, else ``starting`` (503)."""
+HealthStatus = Literal["ok", "starting", "stopping", "sip-down"]
 
-    status: Literal["ok", "starting"]
+
+class Health(BaseModel):
+    """``/healthz``: ``ok`` (200) once SIP and HTTP are both up; otherwise (503) why not:
+    ``starting``, ``stopping``, or ``sip-down`` (a SIP thread is gone)."""
+
+    status: HealthStatus

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.schemas import HealthStatus
 from hookswitch.calls.control import CallControl
 from hookswitch.events.stream import Broadcaster
 
@@ -22,7 +23,7 @@ class Services:
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     broadcaster: Broadcaster
-    is_ready: Callable[[], bool]
+    health: Callable[[], HealthStatus]
 
 
 def _services(request: Request) -> Services:
