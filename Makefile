@@ -28,11 +28,10 @@ phones:
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
-test: install phones
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
+test: install phones lint
 	$(BIN)/pytest -q $(ARGS)
 	HOOKSWITCH_TEST_DB=postgresql $(BIN)/pytest -q -m "not sqlite_only" $(ARGS)
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import structlog
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +18,7 @@ from hookswitch.config import (
     demo_tenant,
     load_provisioning,
 )
+from hookswitch.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -30,24 +28,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="hookswitch p
 @app.callback()
 def _root() -> None:
     """hookswitch: a self-hosted phone server with the Call Control API v3."""
-
-
-def configure_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    # One line per migration step (alembic) is noise.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(
-                colors=False, exception_formatter=structlog.dev.plain_traceback
-            ),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-    )
 
 
 def _provisioning(

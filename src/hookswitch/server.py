@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hookswitch.api.app import create_app
 from hookswitch.api.idempotency import IdempotencyStore
@@ -30,30 +30,29 @@ from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Command, Signal
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.dialogs import Dialog, DialogRecord
+from hookswitch.calls.directory import Directory
 from hookswitch.calls.ids import new_call_id, new_leg_id
 from hookswitch.calls.leg import LegChange
+from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
 from hookswitch.config import Provisioning, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
-from hookswitch.directory.snapshot import Directory
 from hookswitch.directory.tokens import live_tokens
 from hookswitch.events.outbox import Subscriptions
+from hookswitch.events.provisioning import apply_webhooks
+from hookswitch.events.recorder import BindingChange, Recorder
 from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
 from hookswitch.events.worker import EventsWorker
 from hookswitch.heap import settle_after_startup
-from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.location import Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
+from hookswitch.store.dialogs import take_orphaned_dialogs
 from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
-from hookswitch.store.recorder import (
-    BindingChange,
-    Recorder,
-    load_bindings,
-    take_orphaned_dialogs,
-)
+from hookswitch.store.registrations import load_bindings
 
 if TYPE_CHECKING:
     from hookswitch.sip.gateway import SipGateway
@@ -151,7 +150,7 @@ class Server:
         sessions = session_factory(engine)
         settings = self.provisioning.server
         async with sessions.begin() as session:
-            await apply_provisioning(session, self.provisioning)
+            await apply_file(session, self.provisioning)
         async with sessions() as session:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
@@ -282,6 +281,12 @@ class Server:
 
     def on_dialogs(self, record: DialogRecord) -> None:
         self.events.put(record)
+
+
+async def apply_file(session: AsyncSession, provisioning: Provisioning) -> None:
+    """The provisioning file, every room's part of it, in one transaction."""
+    await apply_provisioning(session, provisioning)
+    await apply_webhooks(session, provisioning)
 
 
 def bind_http(address: str) -> socket.socket:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookswitch.directory.provisioning import user_id_for
+from hookswitch.schema import metadata
 from hookswitch.store.db import MIGRATIONS, make_engine
-from hookswitch.store.schema import metadata
 from tests.support.api import c2d, running_api
 from tests.support.server import TENANT
 

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from hookswitch.config import ConfigError, Provisioning, load_provisioning
 from hookswitch.directory.credentials import digest_ha1
 from hookswitch.directory.models import ApiTokenRow, TenantRow, UserRow
-from hookswitch.directory.provisioning import apply_provisioning, load_directory, user_id_for
+from hookswitch.directory.provisioning import load_directory, user_id_for
+from hookswitch.server import apply_file
 from hookswitch.store.db import make_engine, migrate, session_factory
 from tests.support.server import TENANT, provisioning_toml
 
@@ -31,7 +32,7 @@ async def apply(database: str, prov: Provisioning):  # type: ignore[no-untyped-d
     await migrate(engine)
     sessions = session_factory(engine)
     async with sessions.begin() as session:
-        await apply_provisioning(session, prov)
+        await apply_file(session, prov)
     async with sessions() as session:
         directory = await load_directory(session, str(prov.server.default_tenant))
         users = (await session.scalars(select(UserRow).order_by(UserRow.extension))).all()

@@ -29,11 +29,12 @@ from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import HangupReason
 from hookswitch.calls.switch import Effect, Switch
 from hookswitch.config import load_provisioning
-from hookswitch.directory.provisioning import apply_provisioning, load_directory, user_id_for
+from hookswitch.directory.provisioning import load_directory, user_id_for
+from hookswitch.events.recorder import Recorder
 from hookswitch.events.stream import Broadcaster
+from hookswitch.server import apply_file
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.queries import stored_leg
-from hookswitch.store.recorder import Recorder
 from hookswitch.store.writes import DirectWriter
 from tests.support.server import OTHER_TENANT, TENANT, provisioning_toml
 
@@ -99,7 +100,7 @@ async def running_api(
     await migrate(engine)
     sessions = session_factory(engine)
     async with sessions.begin() as session:
-        await apply_provisioning(session, provisioning)
+        await apply_file(session, provisioning)
     async with sessions() as session:
         directory = await load_directory(session, TENANT)
     registered = {UserId(user_id_for(TENANT, e)) for e in ("200", "210")}

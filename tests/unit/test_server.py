@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hookswitch.config import Provisioning
-from hookswitch.server import Server, ServeOptions
+from hookswitch.server import ServeOptions, Server
 
 
 @dataclass

@@ -11,27 +11,14 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from hookswitch.calls.directory import User
 from hookswitch.calls.errors import LegNotFound, NotOwner
-from hookswitch.calls.ids import CallId, LegId, UserId
-from hookswitch.calls.leg import LegState
+from hookswitch.calls.ids import CallId, LegId
+from hookswitch.calls.leg import LegState, LegView
 from hookswitch.calls.policy import Principal, ensure_owner, ensure_participant
 from hookswitch.calls.switch import Effect, Switch
-from hookswitch.directory.snapshot import User
 
 HANGUP_CONFIRM_TIMEOUT = 2.0  # SIP ends the call at once; this only bounds a slow loop
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LegView:
-    """A leg as stored (for legs whose call has ended and left memory)."""
-
-    id: LegId
-    call_id: CallId
-    tenant_id: str
-    user_id: UserId
-    state: LegState
-    reason: str | None
-    parties: frozenset[UserId]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,3 +17,9 @@ def new_call_id() -> CallId:
 
 def new_leg_id() -> LegId:
     return LegId(str(uuid.uuid4()))
+
+
+def stable_id(namespace: uuid.UUID | str, kind: str, key: str) -> str:
+    """An id that is the same every time for the same names (uuid5): provisioned objects
+    keep their ids across restarts and re-applied files."""
+    return str(uuid.uuid5(uuid.UUID(str(namespace)), f"{kind}:{key}"))

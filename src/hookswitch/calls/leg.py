@@ -175,3 +175,17 @@ class Leg:
         )
         self.history.append(change)
         return change
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegView:
+    """A leg as stored (for legs whose call has ended and left memory), with the users
+    of every leg of its call."""
+
+    id: LegId
+    call_id: CallId
+    tenant_id: str
+    user_id: UserId
+    state: LegState
+    reason: str | None
+    parties: frozenset[UserId]

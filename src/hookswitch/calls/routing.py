@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hookswitch.directory.snapshot import Tenant, Trunk, User
+from hookswitch.calls.directory import Tenant, Trunk, User
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 

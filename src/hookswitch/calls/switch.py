@@ -29,11 +29,11 @@ from hookswitch.calls.commands import (
     UserDevices,
     UserPickedUp,
 )
+from hookswitch.calls.directory import Directory, User
 from hookswitch.calls.errors import InvalidDestination, NoRegisteredDevice
 from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import Direction, HangupReason, Leg, LegChange, LegSignal, Party
 from hookswitch.calls.routing import Route, ToTrunk, ToUser, Unroutable, route
-from hookswitch.directory.snapshot import Directory, User
 
 PICK_UP_TO_CALL = "(pick up to call)"
 

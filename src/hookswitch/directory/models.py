@@ -1,10 +1,10 @@
-"""Directory tables: tenants, users, numbers, tokens, trunks, webhooks, registrations."""
+"""Directory tables: tenants, users, numbers, tokens, trunks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookswitch.store.base import Base
@@ -56,28 +56,3 @@ class TrunkRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
-
-
-class WebhookRow(Base):
-    __tablename__ = "webhooks"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str | None] = mapped_column(String(200))
-    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    extensions: Mapped[list[str] | None] = mapped_column(JSON)
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class BindingRow(Base):
-    """A registered device: where to send INVITEs for a user, until it expires."""
-
-    __tablename__ = "bindings"
-    __table_args__ = (UniqueConstraint("user_id", "contact"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    contact: Mapped[str] = mapped_column(String(1000))
-    source_host: Mapped[str] = mapped_column(String(255))
-    source_port: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    user_agent: Mapped[str | None] = mapped_column(String(255))

@@ -1,8 +1,9 @@
 """Apply the provisioning file to the database, idempotently, and read the directory back.
 
-Ids are derived from stable names (uuid5 of the tenant id and the extension, trunk name or
-webhook url), so applying the same file twice changes nothing and ids survive restarts.
-Objects the file no longer mentions are removed; tokens made with the CLI are kept.
+Ids are derived from stable names (uuid5 of the tenant id and the extension or trunk
+name), so applying the same file twice changes nothing and ids survive restarts. Objects
+the file no longer mentions are removed; tokens made with the CLI are kept. (Webhooks are
+the events room's: events/provisioning.py.)
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookswitch.calls.ids import TenantId, UserId
+from hookswitch.calls.directory import Directory, Tenant, Trunk, User
+from hookswitch.calls.ids import TenantId, UserId, stable_id
 from hookswitch.config import (
     Provisioning,
     TenantSection,
     TrunkSection,
     UserSection,
-    WebhookSection,
 )
 from hookswitch.directory.credentials import digest_ha1, token_digest
 from hookswitch.directory.models import (
@@ -28,17 +29,11 @@ from hookswitch.directory.models import (
     TenantRow,
     TrunkRow,
     UserRow,
-    WebhookRow,
 )
-from hookswitch.directory.snapshot import Directory, Tenant, Trunk, User
 
 
 def user_id_for(tenant_id: uuid.UUID | str, extension: str) -> str:
-    return str(uuid.uuid5(uuid.UUID(str(tenant_id)), f"user:{extension}"))
-
-
-def _child_id(tenant_id: uuid.UUID, kind: str, key: str) -> str:
-    return str(uuid.uuid5(tenant_id, f"{kind}:{key}"))
+    return stable_id(tenant_id, "user", extension)
 
 
 async def apply_provisioning(session: AsyncSession, provisioning: Provisioning) -> None:
@@ -55,11 +50,9 @@ async def _apply_tenant(session: AsyncSession, tenant: TenantSection) -> None:
     await _remove_others(session, UserRow, str(tenant.id), user_ids)
     trunk_ids = [await _apply_trunk(session, tenant, trunk) for trunk in tenant.trunks]
     await _remove_others(session, TrunkRow, str(tenant.id), trunk_ids)
-    webhook_ids = [await _apply_webhook(session, tenant, hook) for hook in tenant.webhooks]
-    await _remove_others(session, WebhookRow, str(tenant.id), webhook_ids)
 
 
-async def _remove_others(session: AsyncSession, table: type[UserRow | TrunkRow | WebhookRow],
+async def _remove_others(session: AsyncSession, table: type[UserRow | TrunkRow],
                          tenant_id: str, kept: list[str]) -> None:
     """What the file no longer mentions goes (its children by cascade)."""
     await session.execute(delete(table).where(table.tenant_id == tenant_id,
@@ -86,7 +79,7 @@ async def _apply_user(session: AsyncSession, tenant: TenantSection, user: UserSe
                                                     ApiTokenRow.source == "config"))
     if user.api_token:
         session.add(ApiTokenRow(
-            id=_child_id(tenant.id, "token", user.extension),
+            id=stable_id(tenant.id, "token", user.extension),
             user_id=user_id,
             token_sha256=token_digest(user.api_token),
             source="config",
@@ -97,28 +90,11 @@ async def _apply_user(session: AsyncSession, tenant: TenantSection, user: UserSe
 
 async def _apply_trunk(session: AsyncSession, tenant: TenantSection,
                        trunk: TrunkSection) -> str:
-    trunk_id = _child_id(tenant.id, "trunk", trunk.name)
+    trunk_id = stable_id(tenant.id, "trunk", trunk.name)
     host, port = trunk.hostport
     await session.merge(TrunkRow(id=trunk_id, tenant_id=str(tenant.id), name=trunk.name,
                                  host=host, port=port))
     return trunk_id
-
-
-async def _apply_webhook(session: AsyncSession, tenant: TenantSection,
-                         webhook: WebhookSection) -> str:
-    webhook_id = _child_id(tenant.id, "webhook", webhook.url)
-    existing = await session.get(WebhookRow, webhook_id)
-    await session.merge(WebhookRow(
-        id=webhook_id,
-        tenant_id=str(tenant.id),
-        url=webhook.url,
-        secret=webhook.secret,
-        headers=dict(webhook.headers),
-        extensions=webhook.extensions,
-        # a webhook disabled by a 410 stays disabled across restarts
-        disabled_at=existing.disabled_at if existing else None,
-    ))
-    return webhook_id
 
 
 async def load_directory(session: AsyncSession, default_tenant: str | None) -> Directory:

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookswitch.directory.models import WebhookRow
-from hookswitch.events.models import DeliveryRow, EventRow
+from hookswitch.events.models import DeliveryRow, EventRow, WebhookRow
 
 
 async def delivery_log(session: AsyncSession, status: str | None, limit: int) -> list[str]:

@@ -1,10 +1,11 @@
-"""The durable outbox: every call event once, and one delivery row per webhook."""
+"""The durable outbox: every call event once, and one delivery row per webhook; and the
+webhooks themselves (from the provisioning file)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookswitch.store.base import Base
@@ -40,3 +41,17 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookRow(Base):
+    """Where a tenant's call events are POSTed (``[[tenants.webhooks]]``); disabled by
+    a 410."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    extensions: Mapped[list[str] | None] = mapped_column(JSON)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookswitch.directory.models import WebhookRow
+from hookswitch.events.models import WebhookRow
 from hookswitch.events.payload import LegRecord, call_event
 
 # An event's unique id: the webhook-id of its deliveries and the id of its SSE message.

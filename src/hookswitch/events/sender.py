@@ -28,8 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
-from hookswitch.directory.models import WebhookRow
-from hookswitch.events.models import DeliveryRow, EventRow
+from hookswitch.events.models import DeliveryRow, EventRow, WebhookRow
 from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.store.db import as_utc
 

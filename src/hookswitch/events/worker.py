@@ -36,10 +36,11 @@ from typing import Any
 import structlog
 
 from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
+from hookswitch.events.recorder import Record, Recorder
 from hookswitch.events.sender import RetryPolicy, Sender
 from hookswitch.heap import settle_after_startup
+from hookswitch.logs import configure_logging
 from hookswitch.store.db import make_engine, session_factory
-from hookswitch.store.recorder import Record, Recorder
 from hookswitch.store.writes import WriteCommand
 
 log = structlog.get_logger("hookswitch.events")
@@ -253,8 +254,6 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hookswitch.cli import configure_logging
-
     parser = argparse.ArgumentParser(description="hookswitch events worker (started by serve)")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--database", required=True)

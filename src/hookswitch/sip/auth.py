@@ -21,7 +21,7 @@ from sippy.SipAuthorization import _HASH_FUNC
 from sippy.SipHeader import SipHeader
 from sippy.SipWWWAuthenticate import SipWWWAuthenticate
 
-from hookswitch.directory.snapshot import Directory, Tenant, User
+from hookswitch.calls.directory import Directory, Tenant, User
 
 # Challenged with MD5 only by default: baresip/libre refuses a whole 401 that carries an
 # algorithm it does not know, and sipp answers only the first challenge. SHA-256

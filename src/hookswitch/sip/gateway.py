@@ -35,10 +35,11 @@ from hookswitch.calls.commands import (
     UserDevices,
 )
 from hookswitch.calls.dialogs import Dialog, DialogRecord
+from hookswitch.calls.directory import Directory
 from hookswitch.calls.ids import CallId, UserId, new_call_id
 from hookswitch.calls.leg import HangupReason
+from hookswitch.calls.registrations import Binding
 from hookswitch.clock import now_us
-from hookswitch.directory.snapshot import Directory
 from hookswitch.sip import compat, validate
 from hookswitch.sip.auth import (
     DEFAULT_ALGORITHMS,
@@ -58,7 +59,7 @@ from hookswitch.sip.bridge_state import (
 )
 from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.dialogs import send_bye
-from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.location import Location
 from hookswitch.sip.lograte import warn_once
 from hookswitch.sip.registrar import Registrar
 from hookswitch.sip.tarpit import Tarpit

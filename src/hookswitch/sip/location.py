@@ -9,21 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from hookswitch.calls.ids import UserId
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    user_id: UserId
-    contact: str  # the Contact URI as the device sent it
-    source: tuple[str, int]  # where the REGISTER came from: where INVITEs are sent
-    expires_at: float  # wall-clock seconds, so it survives a restart via the database
-    user_agent: str | None = None
-
-    def alive(self, now: float) -> bool:
-        return self.expires_at > now
+from hookswitch.calls.registrations import Binding
 
 
 class Location:

@@ -9,8 +9,9 @@ from typing import Any
 from sippy.SipContact import SipContact
 from sippy.SipHeader import SipHeader
 
+from hookswitch.calls.registrations import Binding
 from hookswitch.sip.auth import Authenticated, Challenge, Refused, authenticate, challenge_headers
-from hookswitch.sip.location import Binding, Location
+from hookswitch.sip.location import Location
 
 MIN_EXPIRES = 60
 MAX_EXPIRES = 3600

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookswitch.store.base import Base
@@ -48,16 +47,3 @@ class LegChangeRow(Base):
     state: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(String(16))
     at_us: Mapped[int] = mapped_column(BigInteger)
-
-
-class DialogRow(Base):
-    """A SIP dialog of an answered call, kept so that a crash can still end it with BYE
-    (calls/dialogs.py). Deleted when the call ends normally."""
-
-    __tablename__ = "dialogs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(String(36), index=True)
-    node_id: Mapped[str] = mapped_column(String(64), index=True)
-    position: Mapped[int] = mapped_column(Integer)  # 0 the caller's side, 1 the callee's
-    dialog: Mapped[dict[str, Any]] = mapped_column(JSON)
-    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookswitch.calls.control import LegView
 from hookswitch.calls.ids import CallId, LegId, UserId
-from hookswitch.calls.leg import LegState
+from hookswitch.calls.leg import LegState, LegView
 from hookswitch.store.legs import LegRow
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from hookswitch.calls.ids import UserId
+from hookswitch.calls.registrations import Binding
+from hookswitch.events.recorder import BindingChange
 from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.worker import EventsWorker, WorkerUnavailable
-from hookswitch.sip.location import Binding
 from hookswitch.store.db import make_engine, migrate
 from hookswitch.store.idempotency import SaveAnswer
-from hookswitch.store.recorder import BindingChange
 from tests.integration.test_provisioning import apply, provisioning
 from tests.support.database import query
 from tests.support.server import TENANT, user_id_for

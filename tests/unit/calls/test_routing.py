@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hookswitch.calls.directory import Tenant, Trunk, User
 from hookswitch.calls.ids import TenantId, UserId
 from hookswitch.calls.routing import ToTrunk, ToUser, Unroutable, is_e164, route
-from hookswitch.directory.snapshot import Tenant, Trunk, User
 
 T = TenantId("b11d749b-8eb7-4236-a068-3d94ba3860d6")
 JANE = User(id=UserId("u-210"), tenant_id=T, extension="210", name="Jane Doe", ha1_md5="",

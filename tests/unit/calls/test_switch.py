@@ -17,10 +17,10 @@ from hookswitch.calls.commands import (
     TrunkNumber,
     UserDevices,
 )
+from hookswitch.calls.directory import Directory, Tenant, Trunk, User
 from hookswitch.calls.ids import CallId, LegId, TenantId, UserId
 from hookswitch.calls.leg import Direction, HangupReason, LegChange, LegState
 from hookswitch.calls.switch import LegOpened, Switch
-from hookswitch.directory.snapshot import Directory, Tenant, Trunk, User
 
 T1 = TenantId("b11d749b-8eb7-4236-a068-3d94ba3860d6")
 T2 = TenantId("22222222-2222-4222-8222-222222222222")

@@ -15,10 +15,10 @@ from sqlalchemy import Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookswitch.calls.dialogs import Dialog, DialogRecord, DialogsClosed, DialogsSaved
+from hookswitch.calls.dialogs import DialogRecord, DialogsClosed, DialogsSaved
 from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
+from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import LegOpened
-from hookswitch.directory.models import BindingRow
 from hookswitch.events.models import DeliveryRow, EventRow
 from hookswitch.events.outbox import (
     OutboxDelivery,
@@ -27,11 +27,11 @@ from hookswitch.events.outbox import (
     delivery_values,
     event_values,
 )
-from hookswitch.sip.location import Binding
 from hookswitch.store.base import Base
-from hookswitch.store.db import as_utc
-from hookswitch.store.legs import CallRow, DialogRow, LegChangeRow, LegRow
+from hookswitch.store.dialogs import DialogRow, dialog_json
+from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
 from hookswitch.store.lock import DEFAULT_NODE
+from hookswitch.store.registrations import BindingRow
 
 log = structlog.get_logger("hookswitch.store")
 
@@ -211,7 +211,7 @@ class Recorder:
         now = datetime.now(UTC)
         rows = [
             {"call_id": call_id, "node_id": self._node_id, "position": position,
-             "dialog": _dialog_json(dialog), "saved_at": now}
+             "dialog": dialog_json(dialog), "saved_at": now}
             for call_id, record in latest.items() if isinstance(record, DialogsSaved)
             for position, dialog in enumerate(record.dialogs)
         ]
@@ -282,9 +282,9 @@ class _LegInfo:
                    row.callee_name)
 
 
-_CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS = (
+_CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS, _BINDINGS = (
     Base.metadata.tables[model.__tablename__]
-    for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow, DialogRow)
+    for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow, DialogRow, BindingRow)
 )
 
 # One statement shape for every leg update of a batch (executemany): the leg's last state,
@@ -299,10 +299,12 @@ _UPDATE_LEG = (
 )
 
 
-# INSERT that skips calls whose row exists: the same clause, each database's own construct.
+# Each database's own INSERT, for its ON CONFLICT clause.
+_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert,
+                                          "sqlite": sqlite.insert}
+# INSERT that skips calls whose row exists (built once: it is on the hot path).
 _NEW_CALLS: dict[str, Insert] = {
-    "postgresql": postgresql.insert(_CALLS).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(_CALLS).on_conflict_do_nothing(),
+    name: insert(_CALLS).on_conflict_do_nothing() for name, insert in _INSERTS.items()
 }
 
 
@@ -353,71 +355,19 @@ def _leg_values(record: LegOpened) -> dict[str, Any]:
 async def _write_binding(
     session: AsyncSession, user_id: str, binding: Binding | None, contact: str | None
 ) -> None:
+    """One statement per change, in SQL rather than the ORM's unit of work (which would
+    need the users table, a directory model, to order its flush)."""
     if binding is None:
-        query = delete(BindingRow).where(BindingRow.user_id == user_id)
+        query = delete(_BINDINGS).where(_BINDINGS.c.user_id == user_id)
         if contact is not None:
-            query = query.where(BindingRow.contact == contact)
+            query = query.where(_BINDINGS.c.contact == contact)
         await session.execute(query)
         return
-    row = await session.scalar(
-        select(BindingRow).where(
-            BindingRow.user_id == user_id, BindingRow.contact == binding.contact
-        )
-    )
-    if row is None:
-        row = BindingRow(user_id=user_id, contact=binding.contact)
-        session.add(row)
-    row.source_host, row.source_port = binding.source
-    row.expires_at = datetime.fromtimestamp(binding.expires_at, UTC)
-    row.user_agent = binding.user_agent
-
-
-def _dialog_json(dialog: Dialog) -> dict[str, Any]:
-    return {"sip_call_id": dialog.sip_call_id, "local_uri": dialog.local_uri,
-            "remote_uri": dialog.remote_uri, "remote_target": dialog.remote_target,
-            "route_set": list(dialog.route_set), "next_cseq": dialog.next_cseq,
-            "next_hop": list(dialog.next_hop), "transport": dialog.transport}
-
-
-def _dialog_of(data: dict[str, Any]) -> Dialog:
-    host, port = data["next_hop"]
-    return Dialog(sip_call_id=data["sip_call_id"], local_uri=data["local_uri"],
-                  remote_uri=data["remote_uri"], remote_target=data["remote_target"],
-                  route_set=tuple(data["route_set"]), next_cseq=int(data["next_cseq"]),
-                  next_hop=(str(host), int(port)), transport=data.get("transport", "udp"))
-
-
-async def take_orphaned_dialogs(session: AsyncSession, node_id: str) -> list[Dialog]:
-    """The dialogs of calls that were answered when the node stopped without ending them
-    (a crash): removed from the table, for the caller to end with BYE."""
-    rows = (await session.scalars(
-        select(DialogRow).where(DialogRow.node_id == node_id)
-        .order_by(DialogRow.call_id, DialogRow.position)
-    )).all()
-    await session.execute(delete(DialogRow).where(DialogRow.node_id == node_id))
-    dialogs = []
-    for row in rows:
-        try:
-            dialogs.append(_dialog_of(row.dialog))
-        except (KeyError, TypeError, ValueError):
-            log.warning("store.unreadable_dialog", call_id=row.call_id)
-    return dialogs
-
-
-async def load_bindings(session: AsyncSession) -> list[Binding]:
-    now = datetime.now(UTC)
-    rows = (await session.scalars(select(BindingRow))).all()
-    bindings = []
-    for row in rows:
-        expires = as_utc(row.expires_at)
-        if expires > now:
-            bindings.append(
-                Binding(
-                    user_id=row.user_id,  # type: ignore[arg-type]
-                    contact=row.contact,
-                    source=(row.source_host, row.source_port),
-                    expires_at=expires.timestamp(),
-                    user_agent=row.user_agent,
-                )
-            )
-    return bindings
+    values = {"source_host": binding.source[0], "source_port": binding.source[1],
+              "expires_at": datetime.fromtimestamp(binding.expires_at, UTC),
+              "user_agent": binding.user_agent}
+    dialect = (await session.connection()).dialect.name
+    upsert = _INSERTS[dialect](_BINDINGS).values(user_id=user_id, contact=binding.contact,
+                                                 **values)
+    await session.execute(upsert.on_conflict_do_update(
+        index_elements=[_BINDINGS.c.user_id, _BINDINGS.c.contact], set_=values))
