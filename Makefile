@@ -26,12 +26,12 @@ phones:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests harness bench
 	$(BIN)/mypy
 
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
 test: install phones
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests harness bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(ARGS)
 	HOOKSWITCH_TEST_DB=postgresql $(BIN)/pytest -q -m "not sqlite_only" $(ARGS)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.phones.fixtures import make_baresip, make_sipp  # noqa: F401
+from harness.fixtures import make_baresip, make_sipp  # noqa: F401
 from tests.support.api import Api, running_api
 from tests.support.database import fresh_database
 from tests.support.server import RunningServer, new_server

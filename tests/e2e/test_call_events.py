@@ -14,8 +14,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.phones import free_udp_port
-from tests.phones.wait import wait_until
+from harness import free_udp_port
+from harness.wait import wait_until
 from tests.support.receiver import Receiver
 from tests.support.server import PASSWORDS, TENANT, RunningServer
 

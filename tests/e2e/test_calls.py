@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.phones import free_udp_port, sdp_direction, sipp_register
+from harness import free_udp_port, sdp_direction, sipp_register
 from tests.support.server import PASSWORDS, RunningServer
 
 ANSWERED = ["RINGING", "ACTIVE", "HANGUP(completed)"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import requests
 
-from tests.phones import free_udp_port, sipp_register
+from harness import free_udp_port, sipp_register
 from tests.support.server import PASSWORDS, TENANT, RunningServer
 
 URL = "/v3/call_control/"

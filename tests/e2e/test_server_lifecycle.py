@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.phones.wait import wait_until
+from harness.wait import wait_until
 from tests.support.server import RunningServer, running
 
 OPTIONS = (

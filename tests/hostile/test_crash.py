@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from tests.phones.wait import wait_until
+from harness.wait import wait_until
 from tests.support.server import PASSWORDS, RunningServer
 
 FAILED = ["RINGING", "ACTIVE", "HANGUP(failed)"]

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.phones.wait import wait_until
+from harness.wait import wait_until
 from tests.support.server import HOOKSWITCH, PASSWORDS, TENANT, RunningServer, user_id_for
 
 

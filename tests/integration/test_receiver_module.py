@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
-from tests.phones import free_tcp_port
-from tests.phones.wait import wait_until
+from harness import free_tcp_port
+from harness.wait import wait_until
 
 SECRET = "whsec_gibD9JIsttCK9eBLyfM/6br/ZZD3a5n3"
 

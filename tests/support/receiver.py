@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.phones import free_tcp_port
-from tests.phones.wait import wait_until
+from harness import free_tcp_port
+from harness.wait import wait_until
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
+from harness.ports import free_tcp_port, free_udp_port
+from harness.wait import wait_until
 from hookswitch.directory.provisioning import user_id_for  # noqa: F401  (re-exported for tests)
-from tests.phones.ports import free_tcp_port, free_udp_port
-from tests.phones.wait import wait_until
 from tests.support.database import query
 
 HOOKSWITCH = Path(sys.executable).with_name("hookswitch")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from .baresip import Baresip, sdp_direction
-from .fixtures import MakeBaresip, MakeSipp
-from .ports import HOST, free_tcp_port, free_udp_port, free_udp_port_pair
-from .sipp import SippProcess, parse_message_log, sipp_register
-from .wait import wait_until
+from harness.baresip import Baresip, sdp_direction
+from harness.fixtures import MakeBaresip, MakeSipp
+from harness.ports import HOST, free_tcp_port, free_udp_port, free_udp_port_pair
+from harness.sipp import SippProcess, parse_message_log, sipp_register
+from harness.wait import wait_until
 
 # Where registration would go; unused when register=False (nothing listens there).
 NOWHERE = (HOST, 9)
