@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procs
-from .procs import Proc
+from harness import processes
+from harness.processes import Proc
 
 # Frames on nearly every stack (thread start, the CLI, the event loop): left out of totals.
 _GENERIC = ("threading.py:", "<frozen runpy>", "typer/", "asyncio/runners.py",
@@ -38,7 +38,7 @@ def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
             "--format", fmt, "--output", str(out), "--subprocesses"]
     if gil:
         args.append("--gil")
-    return procs.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
+    return processes.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
 
 
 def _short(path: str) -> str:

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procs
-from .procs import HOST, Proc
+from harness import processes
+from harness.ports import HOST, udp_bound
+from harness.processes import Proc
+from harness.wait import wait_until
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 UAS_MAX_CALLS = 10_000_000
@@ -37,7 +39,7 @@ def register(workdir: Path, port: int, registrar: tuple[str, int], extension: st
     args = [*_base("register.xml", port, 10), "-m", "1", "-s", extension,
             "-au", extension, "-ap", password, "-key", "domain", target,
             "-key", "expires", "3600", target]
-    proc = procs.start(f"sipp-register-{extension}", args, workdir / f"register_{port}.log",
+    proc = processes.start(f"sipp-register-{extension}", args, workdir / f"register_{port}.log",
                        cwd=workdir)
     code = proc.wait(20)
     if code != 0:
@@ -47,14 +49,14 @@ def register(workdir: Path, port: int, registrar: tuple[str, int], extension: st
 def start_uas(workdir: Path, port: int, lifetime_s: float) -> Proc:
     """A phone on 127.0.0.1:``port`` answering every INVITE (180, 200) until BYE."""
     args = [*_base("uas_answer.xml", port, lifetime_s), "-aa", "-m", str(UAS_MAX_CALLS)]
-    proc = procs.start(f"sipp-uas-{port}", args, workdir / f"uas_{port}.log", cwd=workdir)
+    proc = processes.start(f"sipp-uas-{port}", args, workdir / f"uas_{port}.log", cwd=workdir)
 
     def bound() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"sipp UAS on {port} exited at once, see {proc.log}")
-        return procs.udp_bound(port)
+        return udp_bound(port)
 
-    procs.wait_until(bound, 10, 0.02, f"sipp UAS did not bind 127.0.0.1:{port}")
+    wait_until(bound, 10, 0.02, f"sipp UAS did not bind 127.0.0.1:{port}")
     return proc
 
 
@@ -117,7 +119,7 @@ class Uac:
             args += ["-key", key, value]
         args.append(where)
         self.started = time.monotonic()
-        self.proc = procs.start(f"sipp-uac-{name}", args, self.dir / "sipp.log", cwd=self.dir)
+        self.proc = processes.start(f"sipp-uac-{name}", args, self.dir / "sipp.log", cwd=self.dir)
 
     def setup_times(self) -> list[float]:
         """Call-setup times (ms) of the calls answered so far."""

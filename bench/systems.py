@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from . import procs
-from .procs import HOST, Proc
+from harness import processes
+from harness.ports import HOST, free_tcp_port, free_udp_port
+from harness.processes import Proc
+from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent  # bench.* modules run from here
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
@@ -71,8 +73,8 @@ class Hookswitch:
     stop_grace: float = 30.0  # seconds SIGTERM gets before SIGKILL
 
     def __post_init__(self) -> None:
-        self.sip_port = procs.free_port()
-        self.http_port = procs.free_port(socket.SOCK_STREAM)
+        self.sip_port = free_udp_port()
+        self.http_port = free_tcp_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
         database = f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}"
         self.config = self.workdir / "hookswitch.toml"
@@ -94,12 +96,12 @@ class Hookswitch:
         return self.proc.pid
 
     def start(self) -> None:
-        self.proc = procs.start(
+        self.proc = processes.start(
             "hookswitch", [sys.executable, "-m", "hookswitch", "serve", "--config",
                            str(self.config)],
             self.workdir / "server.log", cwd=self.workdir, env={"PYTHONUNBUFFERED": "1"},
         )
-        procs.wait_until(self._healthy, 60, 0.1, f"hookswitch not healthy, see {self.proc.log}")
+        wait_until(self._healthy, 60, 0.1, f"hookswitch not healthy, see {self.proc.log}")
 
     def _healthy(self) -> bool:
         assert self.proc is not None
@@ -123,7 +125,7 @@ class BareSippy:
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
-        self.sip_port = procs.free_port()
+        self.sip_port = free_udp_port()
 
     @property
     def sip(self) -> tuple[str, int]:
@@ -135,13 +137,13 @@ class BareSippy:
         return self.proc.pid
 
     def start(self) -> None:
-        self.proc = procs.start(
+        self.proc = processes.start(
             "b2bua_simple",
             [sys.executable, "-m", "bench.bare_sippy", "-f", "-l", HOST,
              "-p", str(self.sip_port), "-n", f"{self.next_hop[0]}:{self.next_hop[1]}"],
             self.workdir / "b2bua_simple.log", cwd=ROOT, env={"SIPLOG_BEND": "none"},
         )
-        procs.wait_until(lambda: answers_sip(self.sip), 30, 0.2,
+        wait_until(lambda: answers_sip(self.sip), 30, 0.2,
                          f"b2bua_simple does not answer, see {self.proc.log}")
 
     def stop(self) -> int:
@@ -178,7 +180,7 @@ class Receiver:
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
-        self.port = procs.free_port(socket.SOCK_STREAM)
+        self.port = free_tcp_port()
         self.events = self.workdir / "events.log"
 
     @property
@@ -186,12 +188,12 @@ class Receiver:
         return f"http://{HOST}:{self.port}/events"
 
     def start(self) -> None:
-        self.proc = procs.start(
+        self.proc = processes.start(
             "receiver", [sys.executable, "-m", "bench.receiver", "--port", str(self.port),
                          "--out", str(self.events)],
             self.workdir / "receiver.log", cwd=ROOT,
         )
-        procs.wait_until(self._up, 20, 0.1, "webhook receiver did not start")
+        wait_until(self._up, 20, 0.1, "webhook receiver did not start")
 
     def _up(self) -> bool:
         try:

@@ -60,12 +60,9 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import re
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 import wave
@@ -74,7 +71,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from . import processes
 from .ports import HOST, free_tcp_port, free_udp_port_pair
+from .processes import Proc
 from .sipp import SipMessage
 from .wait import wait_until
 
@@ -155,7 +154,7 @@ class Baresip:
         self._responses: dict[str, Event] = {}
         self._lock = threading.Lock()
         self._tokens = itertools.count(1)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Proc | None = None
         self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
         self._stopped = False
@@ -235,15 +234,8 @@ menu_bell\t\tno
         args = [BARESIP, "-f", str(self.config_dir)]
         if self.sip_trace:
             args.append("-s")
-        with open(self.log_file, "wb") as log:
-            self._proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
+        self._proc = processes.start(f"baresip-{self.user}", args, self.log_file,
+                                     cwd=self.workdir)
         try:
             self._sock = wait_until(
                 self._try_connect,
@@ -327,19 +319,8 @@ menu_bell\t\tno
                 # "quit" unregisters first; that can hang if the registrar is gone.
                 with contextlib.suppress(OSError):
                     self._send({"command": "quit", "params": "", "token": "quit"})
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=2)
-            for sig, grace in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 5.0)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    continue
+                proc.exited(2)
+            proc.stop(grace=0.5)
             if self._sock is not None:
                 with contextlib.suppress(OSError):
                     self._sock.close()

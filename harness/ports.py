@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 HOST = "127.0.0.1"
 
@@ -66,3 +67,10 @@ def free_udp_port_pair() -> int:
 def free_tcp_port() -> int:
     """A free TCP port on 127.0.0.1 (for ``ctrl_tcp_listen`` or an HTTP server)."""
     return _claim(socket.SOCK_STREAM, 1, both=False)
+
+
+def udp_bound(port: int) -> bool:
+    """True when a UDP socket on this machine is bound to ``port`` (/proc/net/udp)."""
+    wanted = f":{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(line.split()[1].endswith(wanted) for line in lines)

@@ -28,19 +28,17 @@ retransmission timeout...), 97 stopped by command, 99 no call processed, 255 fat
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import re
-import signal
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from . import processes
 from .ports import HOST
+from .processes import Proc
 from .wait import wait_until
 
 SIPP = "sipp"
@@ -211,7 +209,7 @@ class SippProcess:
         if remote is not None:
             args.append(f"{remote[0]}:{remote[1]}")
         self.args = args
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Proc | None = None
         self.returncode: int | None = None
         if start:
             self.start()
@@ -223,15 +221,8 @@ class SippProcess:
             raise RuntimeError("sipp already started")
         for path in (self.message_file, self.error_file):
             path.unlink(missing_ok=True)
-        with open(self.stdout_file, "wb") as out:
-            self._proc = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
+        self._proc = processes.start(f"sipp-{self.scenario.stem}-{self.local_port}", self.args,
+                                     self.stdout_file, cwd=self.workdir)
 
     @property
     def pid(self) -> int:
@@ -269,10 +260,8 @@ class SippProcess:
         proc = self._proc
         if proc is None:
             return self.returncode if self.returncode is not None else 0
-        if proc.poll() is None:
-            _kill_group(proc)
-        self.returncode = proc.returncode
-        return proc.returncode
+        self.returncode = proc.stop(grace=2.0)
+        return self.returncode
 
     def __enter__(self) -> SippProcess:
         if self._proc is None:
@@ -361,18 +350,6 @@ class SippProcess:
             f"--- sipp errors ({self.error_file}) ---\n{self.errors()[-3000:]}\n"
             f"--- sipp screen (tail) ---\n{screen[-1500:]}"
         )
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
-    for sig, wait_for in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait_for)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def sipp_register(
