@@ -6,7 +6,8 @@ them."""
 
 from .baresip import Baresip, sdp_direction, write_tone_wav
 from .ports import free_tcp_port, free_udp_port, free_udp_port_pair
-from .sipp import SCENARIOS, SipMessage, SippProcess, parse_message_log, sipp_register
+from .siplog import SipMessage, parse_baresip_trace, parse_sipp_log
+from .sipp import SCENARIOS, SippProcess, sipp_register
 from .wait import WaitTimeout, wait_until
 
 __all__ = [
@@ -18,7 +19,8 @@ __all__ = [
     "free_tcp_port",
     "free_udp_port",
     "free_udp_port_pair",
-    "parse_message_log",
+    "parse_baresip_trace",
+    "parse_sipp_log",
     "sdp_direction",
     "sipp_register",
     "wait_until",

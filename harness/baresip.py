@@ -60,7 +60,6 @@ import contextlib
 import itertools
 import json
 import math
-import re
 import socket
 import struct
 import threading
@@ -74,15 +73,13 @@ from typing import Any
 from . import processes
 from .ports import HOST, free_tcp_port, free_udp_port_pair
 from .processes import Proc
-from .sipp import SipMessage
+from .siplog import MessageLog, SipMessage, parse_baresip_trace
 from .wait import wait_until
 
 BARESIP = "baresip"
 MODULE_PATH = "/usr/lib/baresip/modules"
 
 Event = dict[str, Any]
-
-_TRACE_RE = re.compile(r"#\n(?:UDP|TCP|TLS|WS|WSS) (\S+) -> (\S+)\n(.*?)\x1b\[;m", re.DOTALL)
 
 _TONE_SECONDS = 120
 _TONE_RATE = 8000
@@ -106,7 +103,7 @@ def _netstring(payload: bytes) -> bytes:
     return str(len(payload)).encode() + b":" + payload + b","
 
 
-class Baresip:
+class Baresip(MessageLog):
     """One baresip phone, as a context manager (``stop()`` on exit, always)."""
 
     def __init__(
@@ -132,6 +129,7 @@ class Baresip:
         if answermode not in ("manual", "auto", "early"):
             raise ValueError(f"bad answermode {answermode!r}")
         self.user = user
+        self.name = f"baresip {user}"
         self.password = password
         self.registrar = registrar
         self.answermode = answermode
@@ -508,48 +506,8 @@ menu_bell\t\tno
             return ""
 
     def sip_messages(self) -> list[SipMessage]:
-        """SIP messages from the trace in the log (needs ``sip_trace=True``), in order.
-
-        The trace prints ``#``, ``UDP src -> dst``, the message, then a colour reset."""
-        messages = []
-        for match in _TRACE_RE.finditer(self.log()):
-            src_port = int(match.group(1).rsplit(":", 1)[1])
-            direction = "sent" if src_port == self.port else "received"
-            text = match.group(3).replace("\r", "").strip("\n")
-            messages.append(SipMessage(direction, text))
-        return messages
-
-    def received(self, method_or_code: str | int) -> list[str]:
-        """Texts of SIP messages this phone received of that kind (method, code or "4xx")."""
-        return [
-            m.text
-            for m in self.sip_messages()
-            if m.direction == "received" and m.is_kind(method_or_code)
-        ]
-
-    def wait_received(
-        self, method_or_code: str | int, timeout: float = 10, count: int = 1
-    ) -> list[str]:
-        """Wait until at least ``count`` SIP messages of that kind were received."""
-
-        def enough() -> list[str] | None:
-            found = self.received(method_or_code)
-            return found if len(found) >= count else None
-
-        return wait_until(
-            enough,
-            timeout,
-            message=f"baresip {self.user}: fewer than {count} {method_or_code} received "
-            f"in {timeout}s",
-        )
-
-    def sent(self, method_or_code: str | int) -> list[str]:
-        """Texts of SIP messages this phone sent of that kind (method, code or "4xx")."""
-        return [
-            m.text
-            for m in self.sip_messages()
-            if m.direction == "sent" and m.is_kind(method_or_code)
-        ]
+        """SIP messages from the trace in the log (needs ``sip_trace=True``), in order."""
+        return parse_baresip_trace(self.log(), self.port)
 
     def diagnostics(self) -> str:
         return (

@@ -29,100 +29,21 @@ retransmission timeout...), 97 stopped by command, 99 no call processed, 255 fat
 from __future__ import annotations
 
 import itertools
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from . import processes
 from .ports import HOST
 from .processes import Proc
+from .siplog import MessageLog, SipMessage, parse_sipp_log
 from .wait import wait_until
 
 SIPP = "sipp"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
-_SEPARATOR = "-" * 47
 _runs = itertools.count(1)
-_STATUS_RE = re.compile(r"^SIP/2\.0 (\d{3})\b")
-_REQUEST_RE = re.compile(r"^([A-Z]+) \S+ SIP/2\.0")
-_CSEQ_RE = re.compile(r"^CSeq\s*:\s*\d+\s+([A-Za-z]+)", re.IGNORECASE | re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class SipMessage:
-    """One message from a sipp ``-trace_msg`` log."""
-
-    direction: str  # "sent" or "received"
-    text: str
-    unexpected: bool = False
-
-    @property
-    def first_line(self) -> str:
-        return self.text.split("\n", 1)[0].strip()
-
-    @property
-    def status(self) -> int | None:
-        """Status code for a response, ``None`` for a request."""
-        match = _STATUS_RE.match(self.first_line)
-        return int(match.group(1)) if match else None
-
-    @property
-    def method(self) -> str | None:
-        """Method for a request, ``None`` for a response."""
-        match = _REQUEST_RE.match(self.first_line)
-        return match.group(1) if match else None
-
-    @property
-    def cseq_method(self) -> str | None:
-        match = _CSEQ_RE.search(self.text)
-        return match.group(1).upper() if match else None
-
-    def header(self, name: str) -> str | None:
-        """First value of header ``name`` (case-insensitive), or ``None``."""
-        pattern = re.compile(rf"^{re.escape(name)}\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
-        match = pattern.search(self.text)
-        return match.group(1).strip() if match else None
-
-    def is_kind(self, method_or_code: str | int) -> bool:
-        """True for a request of that method (``"INVITE"``) or a response with that code
-        (``486`` / ``"486"``) or class (``"4xx"``)."""
-        kind = str(method_or_code).strip()
-        status = self.status
-        if status is not None:
-            if re.fullmatch(r"\d{3}", kind):
-                return status == int(kind)
-            if re.fullmatch(r"\dxx", kind, re.IGNORECASE):
-                return status // 100 == int(kind[0])
-            return False
-        return self.method == kind.upper()
-
-
-def parse_message_log(text: str) -> list[SipMessage]:
-    """Split a sipp 3.6 ``-trace_msg`` log into messages.
-
-    Entries look like ``-----...----- <timestamp>`` then ``UDP message sent (N bytes):`` or
-    ``UDP message received [N] bytes :`` or ``Unexpected UDP message received:``, a blank line
-    and the SIP message.
-    """
-    messages: list[SipMessage] = []
-    for block in text.split(_SEPARATOR):
-        lines = block.split("\n")
-        if len(lines) < 3:
-            continue
-        title = lines[1].strip().lower()
-        if "message sent" in title:
-            direction = "sent"
-        elif "message received" in title:
-            direction = "received"
-        else:  # "Ignoring final ... message" and other notes
-            continue
-        body = "\n".join(lines[2:]).strip("\n").replace("\r", "")
-        if body:
-            messages.append(SipMessage(direction, body, unexpected="unexpected" in title))
-    return messages
 
 
 def _scenario_path(scenario: str | Path) -> Path:
@@ -136,7 +57,7 @@ def _scenario_path(scenario: str | Path) -> Path:
     return path
 
 
-class SippProcess:
+class SippProcess(MessageLog):
     """One sipp run in the background, as a context manager.
 
     ``SippProcess("uas_answer.xml", local_port=p, remote=None, workdir=tmp)`` starts a UAS on
@@ -162,6 +83,7 @@ class SippProcess:
         start: bool = True,
     ) -> None:
         self.scenario = _scenario_path(scenario)
+        self.name = f"sipp {self.scenario.name}"
         self.local_port = local_port
         self.remote = remote
         self.service = service
@@ -292,37 +214,8 @@ class SippProcess:
         except FileNotFoundError:
             return ""
 
-    def parsed(self) -> list[SipMessage]:
-        return parse_message_log(self.messages())
-
-    def received(self, method_or_code: str | int) -> list[str]:
-        """Texts of received messages of that kind: a method (``"BYE"``), a status code
-        (``486``/``"486"``) or a class (``"4xx"``). Unexpected messages are included."""
-        return [
-            m.text for m in self.parsed() if m.direction == "received" and m.is_kind(method_or_code)
-        ]
-
-    def wait_received(
-        self, method_or_code: str | int, timeout: float = 10, count: int = 1
-    ) -> list[str]:
-        """Wait until at least ``count`` messages of that kind were received; return them."""
-
-        def enough() -> list[str] | None:
-            found = self.received(method_or_code)
-            return found if len(found) >= count else None
-
-        return wait_until(
-            enough,
-            timeout,
-            message=f"sipp {self.scenario.name}: fewer than {count} {method_or_code} received "
-            f"in {timeout}s\n{self.diagnostics()}",
-        )
-
-    def sent(self, method_or_code: str | int) -> list[str]:
-        """Texts of sent messages of that kind (same matching as ``received``)."""
-        return [
-            m.text for m in self.parsed() if m.direction == "sent" and m.is_kind(method_or_code)
-        ]
+    def sip_messages(self) -> list[SipMessage]:
+        return parse_sipp_log(self.messages())
 
     def final_code(self, method: str = "INVITE") -> int | None:
         """Status of the last final (>= 200) response received for ``method``, or ``None``.
@@ -331,7 +224,7 @@ class SippProcess:
         credentials is followed by a later final response, so it is not the last)."""
         codes = [
             m.status
-            for m in self.parsed()
+            for m in self.sip_messages()
             if m.direction == "received"
             and m.status is not None
             and m.status >= 200
