@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from harness import sipp
 from harness.ports import HOST, free_udp_port
 
-from . import sipp
 from .stats import percentile
 from .systems import CALLER, PASSWORDS, TENANT, TOKENS, Hookswitch
 

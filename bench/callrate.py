@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.sipp import LoadResult, Uac
+
 from . import procs
 from .receiver import Event, read_events
-from .sipp import LoadResult, Uac
 from .stats import percentile
 
 EVENT_P99_LIMIT_MS = 1000.0

@@ -16,10 +16,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness import processes
+from harness import processes, sipp
 from harness.ports import free_udp_port
 
-from . import procs, profile, sipp
+from . import procs, profile
 from .callrate import Caller, StepSettings, Target, run_step, wait_idle
 from .run import ROOT, TRUNK_CALLER, show
 from .systems import CALLEE, CALLEE_NUMBER, PASSWORDS, Hookswitch, Receiver

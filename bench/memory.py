@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import sipp
 from harness.ports import free_udp_port
 
-from . import procs, sipp
+from . import procs
 from .callrate import wait_idle
 from .systems import CALLEE, CALLEE_NUMBER, PASSWORDS, Hookswitch
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from harness import processes
+from harness import processes, sipp
 from harness.ports import free_udp_port
 
-from . import c2d, memory, procs, profile, report, sipp
+from . import c2d, memory, procs, profile, report
 from .callrate import (
     Caller,
     Step,
