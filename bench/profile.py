@@ -19,7 +19,9 @@ from harness.processes import Proc
 # Frames on nearly every stack (thread start, the CLI, the event loop): left out of totals.
 _GENERIC = ("threading.py:", "<frozen runpy>", "typer/", "asyncio/runners.py",
             "asyncio/base_events.py", "asyncio/events.py:Handle._run", "click/")
-_ENTRY = ("hookswitch/__main__.py", "hookswitch/cli.py", "hookswitch/server.py:serve")
+_ENTRY = ("bin/hookswitch", "hookswitch/__main__.py", "hookswitch/cli.py",
+          "hookswitch/server.py:serve")
+_BIN = f"{Path(sys.executable).parent}/"  # where the installed hookswitch command is
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -42,6 +44,8 @@ def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
 
 
 def _short(path: str) -> str:
+    if path.startswith(_BIN):
+        return "bin/" + path[len(_BIN):]
     for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
         if marker in path:
             return path.split(marker, 1)[1]

@@ -14,6 +14,7 @@ import httpx
 from harness import processes
 from harness.ports import HOST, free_tcp_port, free_udp_port
 from harness.processes import Proc
+from harness.server import RunningServer
 from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent  # bench.* modules run from here
@@ -64,56 +65,44 @@ address = "{HOST}:{trunk_port}"
 
 @dataclass
 class Hookswitch:
-    """``hookswitch serve`` with leg state, SQLite and (unless None) a webhook."""
+    """``hookswitch serve`` (the harness's RunningServer) with the benchmark's users, leg
+    state, SQLite and (unless None) a webhook."""
 
     workdir: Path
     trunk_port: int
     webhook: str | None
-    proc: Proc | None = None
     stop_grace: float = 30.0  # seconds SIGTERM gets before SIGKILL
 
     def __post_init__(self) -> None:
-        self.sip_port = free_udp_port()
-        self.http_port = free_tcp_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        database = f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}"
-        self.config = self.workdir / "hookswitch.toml"
-        self.config.write_text(provisioning(http=self.http_port, sip=self.sip_port,
-                                            database=database, trunk_port=self.trunk_port,
-                                            webhook=self.webhook))
+        self.server = RunningServer(
+            self.workdir, f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}",
+            sip_port=free_udp_port(), http_port=free_tcp_port(), trunk_port=self.trunk_port)
+        self.server.config.write_text(provisioning(
+            http=self.server.http_port, sip=self.server.sip_port,
+            database=self.server.database, trunk_port=self.trunk_port, webhook=self.webhook))
 
     @property
     def sip(self) -> tuple[str, int]:
-        return (HOST, self.sip_port)
+        return self.server.sip
 
     @property
     def http(self) -> str:
-        return f"http://{HOST}:{self.http_port}"
+        return self.server.http
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        assert self.server.process is not None
+        return self.server.process.pid
 
     def start(self) -> None:
-        self.proc = processes.start(
-            "hookswitch", [sys.executable, "-m", "hookswitch", "serve", "--config",
-                           str(self.config)],
-            self.workdir / "server.log", cwd=self.workdir, env={"PYTHONUNBUFFERED": "1"},
-        )
-        wait_until(self._healthy, 60, 0.1, f"hookswitch not healthy, see {self.proc.log}")
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"hookswitch exited ({self.proc.poll()}), see {self.proc.log}")
-        try:
-            return httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        self.server.start(timeout=60)
 
     def stop(self) -> int:
-        return self.proc.stop(grace=self.stop_grace) if self.proc is not None else 0
+        """SIGTERM (the events worker ignores it), SIGKILL after ``stop_grace`` s: the exit
+        code, negative when it had to be killed."""
+        process = self.server.process
+        return process.stop(grace=self.stop_grace) if process is not None else 0
 
 
 @dataclass

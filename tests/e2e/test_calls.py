@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import free_udp_port, sdp_direction, sipp_register
-from tests.support.server import PASSWORDS, RunningServer
+from harness.server import PASSWORDS, RunningServer
 
 ANSWERED = ["RINGING", "ACTIVE", "HANGUP(completed)"]
 

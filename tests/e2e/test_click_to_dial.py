@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from harness import free_udp_port, sipp_register
-from tests.support.server import PASSWORDS, TENANT, RunningServer
+from harness.server import PASSWORDS, TENANT, RunningServer
 
 URL = "/v3/call_control/"
 # The vendor page's curl body, byte for byte (tenant of Example 4, 210 -> 200).

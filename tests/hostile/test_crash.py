@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
+from harness.server import PASSWORDS, RunningServer
 from harness.wait import wait_until
-from tests.support.server import PASSWORDS, RunningServer
 
 FAILED = ["RINGING", "ACTIVE", "HANGUP(failed)"]
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from harness.ports import free_tcp_port, free_udp_port
+from harness.server import PASSWORDS, RunningServer
 from tests.support.receiver import Receiver
-from tests.support.server import PASSWORDS, RunningServer
 
 
 @pytest.fixture

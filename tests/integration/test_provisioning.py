@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from harness.server import TENANT, provisioning_toml
 from hookswitch.config import ConfigError, Provisioning, load_provisioning
 from hookswitch.directory.credentials import digest_ha1
 from hookswitch.directory.models import ApiTokenRow, TenantRow, UserRow
 from hookswitch.directory.provisioning import apply_provisioning, load_directory, user_id_for
 from hookswitch.store.db import make_engine, migrate, session_factory
-from tests.support.server import TENANT, provisioning_toml
 
 
 def provisioning(tmp_path: Path, **changes: str) -> Provisioning:
