@@ -163,7 +163,8 @@ def answers_sip(address: tuple[str, int]) -> bool:
 
 @dataclass
 class Receiver:
-    """The webhook receiver (``bench.receiver``) in its own process."""
+    """The product's webhook receiver in its own process, printing nothing and logging each
+    event's arrival to ``events.log`` (read back by ``callrate.read_events``)."""
 
     workdir: Path
     proc: Proc | None = None
@@ -178,15 +179,15 @@ class Receiver:
 
     def start(self) -> None:
         self.proc = processes.start(
-            "receiver", [sys.executable, "-m", "bench.receiver", "--port", str(self.port),
-                         "--out", str(self.events)],
+            "receiver", [sys.executable, "-m", "hookswitch.events.receiver",
+                         "--port", str(self.port), "--latency-log", str(self.events), "--quiet"],
             self.workdir / "receiver.log", cwd=ROOT,
         )
         wait_until(self._up, 20, 0.1, "webhook receiver did not start")
 
     def _up(self) -> bool:
         try:
-            return httpx.post(self.url, content=b"{}", timeout=1).status_code == 204
+            return httpx.post(self.url, content=b"{}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

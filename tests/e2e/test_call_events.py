@@ -15,9 +15,9 @@ import pytest
 from standardwebhooks import Webhook
 
 from harness import free_udp_port
+from harness.receiver import Receiver
 from harness.server import PASSWORDS, TENANT, RunningServer
 from harness.wait import wait_until
-from tests.support.receiver import Receiver
 
 SECRET = "whsec_gibD9JIsttCK9eBLyfM/6br/ZZD3a5n3"
 DOCUMENTED = {"tenant_id", "user_extension", "direction", "state", "caller_number",

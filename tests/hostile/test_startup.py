@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from harness.ports import free_tcp_port, free_udp_port
+from harness.receiver import Receiver
 from harness.server import PASSWORDS, RunningServer
-from tests.support.receiver import Receiver
 
 
 @pytest.fixture
