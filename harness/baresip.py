@@ -67,12 +67,11 @@ import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from . import processes
 from .ports import HOST, free_tcp_port, free_udp_port_pair
-from .processes import Proc
+from .processes import ChildProcess, Proc, read_log
 from .siplog import MessageLog, SipMessage, parse_baresip_trace
 from .wait import wait_until
 
@@ -103,7 +102,7 @@ def _netstring(payload: bytes) -> bytes:
     return str(len(payload)).encode() + b":" + payload + b","
 
 
-class Baresip(MessageLog):
+class Baresip(ChildProcess, MessageLog):
     """One baresip phone, as a context manager (``stop()`` on exit, always)."""
 
     def __init__(
@@ -330,19 +329,6 @@ menu_bell\t\tno
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> Baresip:
-        if self._proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- commands ----------------------------------------------------------------------------
 
     def _send(self, message: dict[str, str]) -> None:
@@ -500,10 +486,7 @@ menu_bell\t\tno
 
     def log(self) -> str:
         """baresip's stdout/stderr (with ``sip_trace``, every SIP message sent/received)."""
-        try:
-            return self.log_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_file)
 
     def sip_messages(self) -> list[SipMessage]:
         """SIP messages from the trace in the log (needs ``sip_trace=True``), in order."""

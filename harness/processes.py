@@ -14,9 +14,12 @@ import os
 import signal
 import subprocess
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 _lock = threading.Lock()
 _live: list[Proc] = []
@@ -68,6 +71,42 @@ class Proc:
             if self in _live:
                 _live.remove(self)
         return self.popen.returncode
+
+
+class ChildProcess(ABC):
+    """A phone or other program the harness runs, as a context manager: started on entry
+    (unless it already is), stopped on exit, always."""
+
+    _proc: Proc | None
+
+    @abstractmethod
+    def start(self) -> object:
+        """Start the process."""
+
+    @abstractmethod
+    def stop(self) -> object:
+        """Stop it if it runs (idempotent)."""
+
+    def __enter__(self) -> Self:
+        if self._proc is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def read_log(path: Path) -> str:
+    """A log file's text so far ('' if nothing has written it yet)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -18,7 +18,7 @@ from hookswitch.directory.provisioning import user_id_for  # noqa: F401  (re-exp
 from . import processes
 from .database import query
 from .ports import free_tcp_port, free_udp_port
-from .processes import Proc, children
+from .processes import Proc, children, read_log
 from .wait import WaitTimeout, wait_until
 
 HOOKSWITCH = Path(sys.executable).with_name("hookswitch")
@@ -116,7 +116,7 @@ class RunningServer:
 
     @property
     def log(self) -> str:
-        return (self.workdir / "server.log").read_text(errors="replace")
+        return read_log(self.workdir / "server.log")
 
     def start(self, timeout: float = 20.0) -> None:
         self.process = self._spawn()
@@ -127,7 +127,7 @@ class RunningServer:
 
     def start_refused(self, timeout: float = 20.0) -> tuple[int, str]:
         """Start it expecting it to refuse: (exit code, what it printed)."""
-        before = len(self.log) if (self.workdir / "server.log").exists() else 0
+        before = len(self.log)
         process = self._spawn()
         code = process.exited(timeout)
         process.stop(signal.SIGKILL)

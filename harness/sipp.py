@@ -44,11 +44,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from . import processes
 from .ports import HOST, udp_bound
-from .processes import Proc
+from .processes import ChildProcess, Proc, read_log
 from .siplog import MessageLog, SipMessage, parse_sipp_log
 from .wait import wait_until
 
@@ -79,7 +78,7 @@ def sipp_command(scenario: str | Path, local_port: int, timeout: float) -> list[
     ]  # fmt: skip
 
 
-class SippProcess(MessageLog):
+class SippProcess(ChildProcess, MessageLog):
     """One sipp run in the background, as a context manager.
 
     ``SippProcess("uas_answer.xml", local_port=p, remote=None, workdir=tmp)`` starts a UAS on
@@ -199,34 +198,15 @@ class SippProcess(MessageLog):
         self.returncode = proc.stop(grace=2.0)
         return self.returncode
 
-    def __enter__(self) -> SippProcess:
-        if self._proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- logs ------------------------------------------------------------------------------
 
     def messages(self) -> str:
         """Content of the ``-trace_msg`` file ('' if sipp has not written it yet)."""
-        try:
-            return self.message_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.message_file)
 
     def errors(self) -> str:
         """Content of the ``-trace_err`` file ('' if there were no errors)."""
-        try:
-            return self.error_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.error_file)
 
     def sip_messages(self) -> list[SipMessage]:
         return parse_sipp_log(self.messages())
@@ -248,10 +228,7 @@ class SippProcess(MessageLog):
 
     def diagnostics(self) -> str:
         """End of the screen output and the error log, for assertion messages."""
-        try:
-            screen = self.stdout_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            screen = ""
+        screen = read_log(self.stdout_file)
         return (
             f"command: {' '.join(self.args)}\n"
             f"--- sipp errors ({self.error_file}) ---\n{self.errors()[-3000:]}\n"
