@@ -1,9 +1,9 @@
-"""Ephemeral loopback ports for phones under test.
+"""Ephemeral loopback ports for phones, servers and receivers (tests and benchmark).
 
 The OS hands out a free port (bind to port 0); the port is then closed and returned, so
 there is a small window in which another process could take it. Ports handed out by this
-process are remembered and never handed out twice, so concurrent phones in one test run
-do not collide with each other.
+process are remembered and never handed out twice, so concurrent phones in one test or
+benchmark run do not collide with each other.
 """
 
 from __future__ import annotations
