@@ -26,7 +26,7 @@ phones:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests harness bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

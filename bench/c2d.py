@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from . import sipp
-from .procs import HOST, free_port
+from harness import sipp
+from harness.ports import HOST, free_udp_port
+
 from .stats import percentile
 from .systems import CALLER, PASSWORDS, TENANT, TOKENS, Hookswitch
 
@@ -108,7 +109,7 @@ class C2dResult:
 
 
 def run(workdir: Path, server: Hookswitch, *, requests: int, rate: float = 20.0) -> C2dResult:
-    port = free_port()
+    port = free_udp_port()
     sipp.register(workdir, port, server.sip, CALLER, PASSWORDS[CALLER])
     phone = Phone(port)
     phone.start()

@@ -15,12 +15,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.sipp import LoadResult, Uac
+
 from . import procs
-from .receiver import Event, read_events
-from .sipp import LoadResult, Uac
 from .stats import percentile
 
 EVENT_P99_LIMIT_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the receiver's ``--latency-log``: a call event and when it arrived."""
+
+    arrival: float
+    timestamp_us: int
+    state: str
+    uid: str
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.arrival - self.timestamp_us / 1e6) * 1000
+
+
+def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:
+    """Events written after byte ``offset`` (complete lines only), and the new offset."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    end = data.rfind(b"\n") + 1
+    events = []
+    for raw in data[:end].decode().splitlines():
+        arrival, stamp, state, uid = raw.split(" ", 3)
+        if state != "unreadable":
+            events.append(Event(float(arrival), int(stamp), state, uid))
+    return events, offset + end
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import procs, profile, sipp
+from harness import processes, sipp
+from harness.ports import free_udp_port
+
+from . import procs, profile
 from .callrate import Caller, StepSettings, Target, run_step, wait_idle
 from .run import ROOT, TRUNK_CALLER, show
 from .systems import CALLEE, CALLEE_NUMBER, PASSWORDS, Hookswitch, Receiver
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)  # a fresh database every run
     work.mkdir(parents=True)
     receiver = Receiver(work)
-    trunk_port, phone_port = procs.free_port(), procs.free_port()
+    trunk_port, phone_port = free_udp_port(), free_udp_port()
     caller = Caller("uac_trunk_call.xml", trunk_port, CALLEE_NUMBER,
                     keys={"caller": TRUNK_CALLER})
     try:
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             spy.wait(30)
             print(profile.render(profile.hot_spots(args.out / "profile.txt")))
     finally:
-        procs.stop_all()
+        processes.stop_all()
     return 0
 
 

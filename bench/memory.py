@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procs, sipp
+from harness import sipp
+from harness.ports import free_udp_port
+
+from . import procs
 from .callrate import wait_idle
 from .systems import CALLEE, CALLEE_NUMBER, PASSWORDS, Hookswitch
 
@@ -40,7 +43,7 @@ def run(workdir: Path, webhook: str | None, *, calls: int, fill_rate: float,
     def note(text: str) -> None:
         say(f"  [{time.monotonic() - began:5.1f} s] {text}")
 
-    trunk_port, phone_port = procs.free_port(), procs.free_port()
+    trunk_port, phone_port = free_udp_port(), free_udp_port()
     server = Hookswitch(workdir / "server", trunk_port, webhook, stop_grace=stop_grace_s)
     server.start()
     phone = uac = None

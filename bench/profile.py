@@ -13,13 +13,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procs
-from .procs import Proc
+from harness import processes
+from harness.processes import Proc
 
 # Frames on nearly every stack (thread start, the CLI, the event loop): left out of totals.
 _GENERIC = ("threading.py:", "<frozen runpy>", "typer/", "asyncio/runners.py",
             "asyncio/base_events.py", "asyncio/events.py:Handle._run", "click/")
-_ENTRY = ("hookswitch/__main__.py", "hookswitch/cli.py", "hookswitch/server.py:serve")
+_ENTRY = ("bin/hookswitch", "hookswitch/__main__.py", "hookswitch/cli.py",
+          "hookswitch/server.py:serve")
+_BIN = f"{Path(sys.executable).parent}/"  # where the installed hookswitch command is
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -38,10 +40,12 @@ def record(pid: int, out: Path, seconds: int, *, fmt: str, gil: bool) -> Proc:
             "--format", fmt, "--output", str(out), "--subprocesses"]
     if gil:
         args.append("--gil")
-    return procs.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
+    return processes.start(f"py-spy-{fmt}", args, out.with_suffix(".log"))
 
 
 def _short(path: str) -> str:
+    if path.startswith(_BIN):
+        return "bin/" + path[len(_BIN):]
     for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
         if marker in path:
             return path.split(marker, 1)[1]

@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from . import c2d, memory, procs, profile, report, sipp
+from harness import processes, sipp
+from harness.ports import free_udp_port
+
+from . import c2d, memory, procs, profile, report
 from .callrate import (
     Caller,
     Step,
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         ok &= run.phase("bare sippy", run.sippy)
         ok &= run.phase("memory", run.memory)
     finally:
-        procs.stop_all()
+        processes.stop_all()
     results.wall_s = time.monotonic() - began
     results.machine["loadavg at end"] = procs.loadavg()
     foreign = machine_before.foreign_cores(procs.cpu_snapshot())
@@ -221,12 +224,12 @@ class Run:
     def __init__(self, plan: Plan, work: Path, out: Path, results: report.Results) -> None:
         self.plan, self.work, self.out, self.results = plan, work, out, results
         self.receiver = Receiver(work)
-        self.trunk_port, self.phone_port = procs.free_port(), procs.free_port()
+        self.trunk_port, self.phone_port = free_udp_port(), free_udp_port()
         self.trunk = Caller("uac_trunk_call.xml", self.trunk_port, CALLEE_NUMBER,
                             keys={"caller": TRUNK_CALLER})
-        self.auth = Caller("uac_auth_call.xml", procs.free_port(), CALLEE,
+        self.auth = Caller("uac_auth_call.xml", free_udp_port(), CALLEE,
                            auth=(CALLER, PASSWORDS[CALLER]))
-        self.phone: procs.Proc | None = None  # the sipp phone (UAS) of the call-rate steps
+        self.phone: processes.Proc | None = None  # the sipp phone (UAS) of the call-rate steps
 
     def fresh_phone(self) -> None:
         """A new sipp UAS on the phone's port (the registration stays: same address)."""

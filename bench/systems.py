@@ -11,8 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from . import procs
-from .procs import HOST, Proc
+from harness import processes
+from harness.ports import HOST, free_tcp_port, free_udp_port
+from harness.processes import Proc
+from harness.server import RunningServer
+from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent  # bench.* modules run from here
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
@@ -62,56 +65,44 @@ address = "{HOST}:{trunk_port}"
 
 @dataclass
 class Hookswitch:
-    """``hookswitch serve`` with leg state, SQLite and (unless None) a webhook."""
+    """``hookswitch serve`` (the harness's RunningServer) with the benchmark's users, leg
+    state, SQLite and (unless None) a webhook."""
 
     workdir: Path
     trunk_port: int
     webhook: str | None
-    proc: Proc | None = None
     stop_grace: float = 30.0  # seconds SIGTERM gets before SIGKILL
 
     def __post_init__(self) -> None:
-        self.sip_port = procs.free_port()
-        self.http_port = procs.free_port(socket.SOCK_STREAM)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        database = f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}"
-        self.config = self.workdir / "hookswitch.toml"
-        self.config.write_text(provisioning(http=self.http_port, sip=self.sip_port,
-                                            database=database, trunk_port=self.trunk_port,
-                                            webhook=self.webhook))
+        self.server = RunningServer(
+            self.workdir, f"sqlite+aiosqlite:///{self.workdir / 'hookswitch.db'}",
+            sip_port=free_udp_port(), http_port=free_tcp_port(), trunk_port=self.trunk_port)
+        self.server.config.write_text(provisioning(
+            http=self.server.http_port, sip=self.server.sip_port,
+            database=self.server.database, trunk_port=self.trunk_port, webhook=self.webhook))
 
     @property
     def sip(self) -> tuple[str, int]:
-        return (HOST, self.sip_port)
+        return self.server.sip
 
     @property
     def http(self) -> str:
-        return f"http://{HOST}:{self.http_port}"
+        return self.server.http
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        assert self.server.process is not None
+        return self.server.process.pid
 
     def start(self) -> None:
-        self.proc = procs.start(
-            "hookswitch", [sys.executable, "-m", "hookswitch", "serve", "--config",
-                           str(self.config)],
-            self.workdir / "server.log", cwd=self.workdir, env={"PYTHONUNBUFFERED": "1"},
-        )
-        procs.wait_until(self._healthy, 60, 0.1, f"hookswitch not healthy, see {self.proc.log}")
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"hookswitch exited ({self.proc.poll()}), see {self.proc.log}")
-        try:
-            return httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        self.server.start(timeout=60)
 
     def stop(self) -> int:
-        return self.proc.stop(grace=self.stop_grace) if self.proc is not None else 0
+        """SIGTERM (the events worker ignores it), SIGKILL after ``stop_grace`` s: the exit
+        code, negative when it had to be killed."""
+        process = self.server.process
+        return process.stop(grace=self.stop_grace) if process is not None else 0
 
 
 @dataclass
@@ -123,7 +114,7 @@ class BareSippy:
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
-        self.sip_port = procs.free_port()
+        self.sip_port = free_udp_port()
 
     @property
     def sip(self) -> tuple[str, int]:
@@ -135,13 +126,13 @@ class BareSippy:
         return self.proc.pid
 
     def start(self) -> None:
-        self.proc = procs.start(
+        self.proc = processes.start(
             "b2bua_simple",
             [sys.executable, "-m", "bench.bare_sippy", "-f", "-l", HOST,
              "-p", str(self.sip_port), "-n", f"{self.next_hop[0]}:{self.next_hop[1]}"],
             self.workdir / "b2bua_simple.log", cwd=ROOT, env={"SIPLOG_BEND": "none"},
         )
-        procs.wait_until(lambda: answers_sip(self.sip), 30, 0.2,
+        wait_until(lambda: answers_sip(self.sip), 30, 0.2,
                          f"b2bua_simple does not answer, see {self.proc.log}")
 
     def stop(self) -> int:
@@ -172,13 +163,14 @@ def answers_sip(address: tuple[str, int]) -> bool:
 
 @dataclass
 class Receiver:
-    """The webhook receiver (``bench.receiver``) in its own process."""
+    """The product's webhook receiver in its own process, printing nothing and logging each
+    event's arrival to ``events.log`` (read back by ``callrate.read_events``)."""
 
     workdir: Path
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
-        self.port = procs.free_port(socket.SOCK_STREAM)
+        self.port = free_tcp_port()
         self.events = self.workdir / "events.log"
 
     @property
@@ -186,16 +178,16 @@ class Receiver:
         return f"http://{HOST}:{self.port}/events"
 
     def start(self) -> None:
-        self.proc = procs.start(
-            "receiver", [sys.executable, "-m", "bench.receiver", "--port", str(self.port),
-                         "--out", str(self.events)],
+        self.proc = processes.start(
+            "receiver", [sys.executable, "-m", "hookswitch.events.receiver",
+                         "--port", str(self.port), "--latency-log", str(self.events), "--quiet"],
             self.workdir / "receiver.log", cwd=ROOT,
         )
-        procs.wait_until(self._up, 20, 0.1, "webhook receiver did not start")
+        wait_until(self._up, 20, 0.1, "webhook receiver did not start")
 
     def _up(self) -> bool:
         try:
-            return httpx.post(self.url, content=b"{}", timeout=1).status_code == 204
+            return httpx.post(self.url, content=b"{}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

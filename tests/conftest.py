@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.phones.fixtures import make_baresip, make_sipp  # noqa: F401
+from harness.database import fresh_database
+from harness.fixtures import make_baresip, make_sipp  # noqa: F401
+from harness.server import RunningServer, new_server
 from tests.support.api import Api, running_api
-from tests.support.database import fresh_database
-from tests.support.server import RunningServer, new_server
 
 
 @pytest.fixture

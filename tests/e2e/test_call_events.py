@@ -14,10 +14,10 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.phones import free_udp_port
-from tests.phones.wait import wait_until
-from tests.support.receiver import Receiver
-from tests.support.server import PASSWORDS, TENANT, RunningServer
+from harness import free_udp_port
+from harness.receiver import Receiver
+from harness.server import PASSWORDS, TENANT, RunningServer
+from harness.wait import wait_until
 
 SECRET = "whsec_gibD9JIsttCK9eBLyfM/6br/ZZD3a5n3"
 DOCUMENTED = {"tenant_id", "user_extension", "direction", "state", "caller_number",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.phones import free_udp_port, sdp_direction, sipp_register
-from tests.support.server import PASSWORDS, RunningServer
+from harness import free_udp_port, sdp_direction, sipp_register
+from harness.server import PASSWORDS, RunningServer
 
 ANSWERED = ["RINGING", "ACTIVE", "HANGUP(completed)"]
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import requests
 
-from tests.phones import free_udp_port, sipp_register
-from tests.support.server import PASSWORDS, TENANT, RunningServer
+from harness import free_udp_port, sipp_register
+from harness.server import PASSWORDS, TENANT, RunningServer
 
 URL = "/v3/call_control/"
 # The vendor page's curl body, byte for byte (tenant of Example 4, 210 -> 200).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.phones import free_udp_port, sipp_register, wait_until
-from tests.support.server import OTHER_PASSWORD, PASSWORDS, TENANT, RunningServer
-from tests.support.server import user_id_for as _uid
+from harness import free_udp_port, sipp_register, wait_until
+from harness.server import OTHER_PASSWORD, PASSWORDS, TENANT, RunningServer
+from harness.server import user_id_for as _uid
 
 
 def bindings(server: RunningServer, extension: str, tenant: str = TENANT) -> list[dict]:

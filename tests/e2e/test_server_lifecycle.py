@@ -9,8 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from tests.phones.wait import wait_until
-from tests.support.server import RunningServer, running
+from harness.processes import running
+from harness.server import RunningServer
+from harness.wait import wait_until
 
 OPTIONS = (
     "OPTIONS sip:127.0.0.1 SIP/2.0\r\n"

@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
-from tests.phones.wait import wait_until
-from tests.support.server import PASSWORDS, RunningServer
+from harness.server import PASSWORDS, RunningServer
+from harness.wait import wait_until
 
 FAILED = ["RINGING", "ACTIVE", "HANGUP(failed)"]
 

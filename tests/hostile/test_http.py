@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.server import OTHER_TENANT, TENANT
 from hookswitch.calls.commands import RingUser
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 from tests.support.api import URL, Api, assert_problem, c2d, hangup, running_api
-from tests.support.server import OTHER_TENANT, TENANT
 
 JANE = {"Authorization": "Bearer tok-jane", "Content-Type": "application/json"}
 USER = {"tenant_id": TENANT, "user_extension": "210"}

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.meta import negated_parameters
 
+from harness.server import OTHER_TENANT, TENANT
 from tests.support.api import running_api
-from tests.support.server import OTHER_TENANT, TENANT
 
 CONFIG = schemathesis.Config.from_str("""
 request-timeout = 10

@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import free_udp_port, sipp_register
+from harness.database import fresh_database
+from harness.server import PASSWORDS, RunningServer, new_server
 from tests.hostile.corpus import CORPUS, DROPPED, Datagram, request
 from tests.hostile.wire import (
     RawPhone,
@@ -26,9 +29,6 @@ from tests.hostile.wire import (
     send_only,
     status_of,
 )
-from tests.phones import free_udp_port, sipp_register
-from tests.support.database import fresh_database
-from tests.support.server import PASSWORDS, RunningServer, new_server
 
 # Long, and about SIP rather than the database: left out of the PostgreSQL pass.
 pytestmark = pytest.mark.sqlite_only

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.phones.ports import free_tcp_port, free_udp_port
-from tests.support.receiver import Receiver
-from tests.support.server import PASSWORDS, RunningServer
+from harness.ports import free_tcp_port, free_udp_port
+from harness.receiver import Receiver
+from harness.server import PASSWORDS, RunningServer
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.phones.wait import wait_until
-from tests.support.server import HOOKSWITCH, PASSWORDS, TENANT, RunningServer, user_id_for
+from harness.server import HOOKSWITCH, PASSWORDS, TENANT, RunningServer, user_id_for
+from harness.wait import wait_until
 
 
 class OpenStream:

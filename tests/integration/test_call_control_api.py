@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from harness.server import OTHER_TENANT, TENANT
 from hookswitch.calls.commands import Hangup, RingUser
 from hookswitch.calls.ids import UserId
 from hookswitch.calls.leg import HangupReason
@@ -19,7 +20,6 @@ from hookswitch.directory.models import ApiTokenRow
 from hookswitch.directory.provisioning import user_id_for
 from hookswitch.directory.tokens import create_token, revoke_token
 from tests.support.api import Api, assert_problem, c2d, hangup
-from tests.support.server import OTHER_TENANT, TENANT
 
 
 async def test_click_to_dial_answers_202_with_the_leg_and_rings_the_user(api: Api) -> None:

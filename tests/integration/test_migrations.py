@@ -14,11 +14,11 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harness.server import TENANT
 from hookswitch.directory.provisioning import user_id_for
 from hookswitch.schema import metadata
 from hookswitch.store.db import MIGRATIONS, make_engine
 from tests.support.api import c2d, running_api
-from tests.support.server import TENANT
 
 
 async def _alembic(engine: AsyncEngine, action: str, revision: str) -> None:

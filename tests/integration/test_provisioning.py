@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from harness.server import TENANT, provisioning_toml
 from hookswitch.config import ConfigError, Provisioning, load_provisioning
 from hookswitch.directory.credentials import digest_ha1
 from hookswitch.directory.models import ApiTokenRow, TenantRow, UserRow
 from hookswitch.directory.provisioning import load_directory, user_id_for
 from hookswitch.server import apply_file
 from hookswitch.store.db import make_engine, migrate, session_factory
-from tests.support.server import TENANT, provisioning_toml
 
 
 def provisioning(tmp_path: Path, **changes: str) -> Provisioning:

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.server import TENANT
 from hookswitch.directory.tokens import principal_for
 from hookswitch.store.db import make_engine, session_factory
 from tests.integration.test_provisioning import apply, provisioning
-from tests.support.server import TENANT
 
 
 def hookswitch(*args: str) -> subprocess.CompletedProcess[str]:

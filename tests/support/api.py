@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from harness.server import OTHER_TENANT, TENANT, provisioning_toml
 from hookswitch.api.app import create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
@@ -36,7 +37,6 @@ from hookswitch.server import apply_file
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.writes import DirectWriter
-from tests.support.server import OTHER_TENANT, TENANT, provisioning_toml
 
 URL = "/v3/call_control/"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.database import query
+from harness.server import TENANT, user_id_for
 from hookswitch.calls.ids import UserId
 from hookswitch.calls.registrations import Binding
 from hookswitch.events.recorder import BindingChange
@@ -18,8 +20,6 @@ from hookswitch.events.worker import EventsWorker, WorkerUnavailable
 from hookswitch.store.db import make_engine, migrate
 from hookswitch.store.idempotency import SaveAnswer
 from tests.integration.test_provisioning import apply, provisioning
-from tests.support.database import query
-from tests.support.server import TENANT, user_id_for
 
 JANE = UserId(user_id_for(TENANT, "210"))
 

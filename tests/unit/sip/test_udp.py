@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from harness.wait import wait_until
 from hookswitch.sip import udp
-from tests.phones.wait import wait_until
 
 
 @pytest.fixture

@@ -60,30 +60,25 @@ import contextlib
 import itertools
 import json
 import math
-import os
-import re
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from . import processes
 from .ports import HOST, free_tcp_port, free_udp_port_pair
-from .sipp import SipMessage
+from .processes import ChildProcess, Proc, read_log
+from .siplog import MessageLog, SipMessage, parse_baresip_trace
 from .wait import wait_until
 
 BARESIP = "baresip"
 MODULE_PATH = "/usr/lib/baresip/modules"
 
 Event = dict[str, Any]
-
-_TRACE_RE = re.compile(r"#\n(?:UDP|TCP|TLS|WS|WSS) (\S+) -> (\S+)\n(.*?)\x1b\[;m", re.DOTALL)
 
 _TONE_SECONDS = 120
 _TONE_RATE = 8000
@@ -107,7 +102,7 @@ def _netstring(payload: bytes) -> bytes:
     return str(len(payload)).encode() + b":" + payload + b","
 
 
-class Baresip:
+class Baresip(ChildProcess, MessageLog):
     """One baresip phone, as a context manager (``stop()`` on exit, always)."""
 
     def __init__(
@@ -133,6 +128,7 @@ class Baresip:
         if answermode not in ("manual", "auto", "early"):
             raise ValueError(f"bad answermode {answermode!r}")
         self.user = user
+        self.name = f"baresip {user}"
         self.password = password
         self.registrar = registrar
         self.answermode = answermode
@@ -155,7 +151,7 @@ class Baresip:
         self._responses: dict[str, Event] = {}
         self._lock = threading.Lock()
         self._tokens = itertools.count(1)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Proc | None = None
         self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
         self._stopped = False
@@ -235,15 +231,8 @@ menu_bell\t\tno
         args = [BARESIP, "-f", str(self.config_dir)]
         if self.sip_trace:
             args.append("-s")
-        with open(self.log_file, "wb") as log:
-            self._proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
+        self._proc = processes.start(f"baresip-{self.user}", args, self.log_file,
+                                     cwd=self.workdir)
         try:
             self._sock = wait_until(
                 self._try_connect,
@@ -327,19 +316,8 @@ menu_bell\t\tno
                 # "quit" unregisters first; that can hang if the registrar is gone.
                 with contextlib.suppress(OSError):
                     self._send({"command": "quit", "params": "", "token": "quit"})
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=2)
-            for sig, grace in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 5.0)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    continue
+                proc.exited(2)
+            proc.stop(grace=0.5)
             if self._sock is not None:
                 with contextlib.suppress(OSError):
                     self._sock.close()
@@ -350,19 +328,6 @@ menu_bell\t\tno
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> Baresip:
-        if self._proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -521,54 +486,11 @@ menu_bell\t\tno
 
     def log(self) -> str:
         """baresip's stdout/stderr (with ``sip_trace``, every SIP message sent/received)."""
-        try:
-            return self.log_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_file)
 
     def sip_messages(self) -> list[SipMessage]:
-        """SIP messages from the trace in the log (needs ``sip_trace=True``), in order.
-
-        The trace prints ``#``, ``UDP src -> dst``, the message, then a colour reset."""
-        messages = []
-        for match in _TRACE_RE.finditer(self.log()):
-            src_port = int(match.group(1).rsplit(":", 1)[1])
-            direction = "sent" if src_port == self.port else "received"
-            text = match.group(3).replace("\r", "").strip("\n")
-            messages.append(SipMessage(direction, text))
-        return messages
-
-    def received(self, method_or_code: str | int) -> list[str]:
-        """Texts of SIP messages this phone received of that kind (method, code or "4xx")."""
-        return [
-            m.text
-            for m in self.sip_messages()
-            if m.direction == "received" and m.is_kind(method_or_code)
-        ]
-
-    def wait_received(
-        self, method_or_code: str | int, timeout: float = 10, count: int = 1
-    ) -> list[str]:
-        """Wait until at least ``count`` SIP messages of that kind were received."""
-
-        def enough() -> list[str] | None:
-            found = self.received(method_or_code)
-            return found if len(found) >= count else None
-
-        return wait_until(
-            enough,
-            timeout,
-            message=f"baresip {self.user}: fewer than {count} {method_or_code} received "
-            f"in {timeout}s",
-        )
-
-    def sent(self, method_or_code: str | int) -> list[str]:
-        """Texts of SIP messages this phone sent of that kind (method, code or "4xx")."""
-        return [
-            m.text
-            for m in self.sip_messages()
-            if m.direction == "sent" and m.is_kind(method_or_code)
-        ]
+        """SIP messages from the trace in the log (needs ``sip_trace=True``), in order."""
+        return parse_baresip_trace(self.log(), self.port)
 
     def diagnostics(self) -> str:
         return (

@@ -1,10 +1,11 @@
-"""``hookswitch serve`` as a real process, on ephemeral ports, stopped after the test."""
+"""``hookswitch serve`` as a real process: the installed command, with a provisioning file
+in its folder, on ephemeral ports, ready once ``/healthz`` answers. The tests use it with the
+provisioning below (``new_server``), the benchmark with its own users (``bench/systems.py``).
+"""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,12 @@ from typing import Any
 import httpx
 
 from hookswitch.directory.provisioning import user_id_for  # noqa: F401  (re-exported for tests)
-from tests.phones.ports import free_tcp_port, free_udp_port
-from tests.phones.wait import wait_until
-from tests.support.database import query
+
+from . import processes
+from .database import query
+from .ports import free_tcp_port, free_udp_port
+from .processes import Proc, children, read_log
+from .wait import WaitTimeout, wait_until
 
 HOOKSWITCH = Path(sys.executable).with_name("hookswitch")
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
@@ -94,8 +98,13 @@ class RunningServer:
     sip_port: int
     http_port: int
     trunk_port: int | None
-    process: subprocess.Popen[bytes] | None = None
+    process: Proc | None = None
     extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        """The provisioning file it is started with (written by whoever makes it)."""
+        return self.workdir / "hookswitch.toml"
 
     @property
     def sip(self) -> tuple[str, int]:
@@ -107,33 +116,32 @@ class RunningServer:
 
     @property
     def log(self) -> str:
-        return (self.workdir / "server.log").read_text(errors="replace")
+        return read_log(self.workdir / "server.log")
 
     def start(self, timeout: float = 20.0) -> None:
         self.process = self._spawn()
-        wait_until(self.healthy, timeout, message=f"server did not become healthy:\n{self.log}")
+        try:
+            wait_until(self.healthy, timeout)
+        except WaitTimeout:
+            raise WaitTimeout(f"server did not become healthy:\n{self.log}") from None
 
     def start_refused(self, timeout: float = 20.0) -> tuple[int, str]:
         """Start it expecting it to refuse: (exit code, what it printed)."""
-        before = len(self.log) if (self.workdir / "server.log").exists() else 0
+        before = len(self.log)
         process = self._spawn()
-        try:
-            code = process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"the server did not refuse to start:\n{self.log}") from None
+        code = process.exited(timeout)
+        process.stop(signal.SIGKILL)
+        if code is None:
+            raise AssertionError(f"the server did not refuse to start:\n{self.log}")
         return code, self.log[before:]
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> Proc:
         # The installed command, as a user runs it (``python -m`` would put the working
         # directory on the path).
-        log = (self.workdir / "server.log").open("ab")
-        return subprocess.Popen(
-            [str(HOOKSWITCH), "serve", "--config", str(self.workdir / "hookswitch.toml"),
-             *self.extra_args],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        return processes.start(
+            "hookswitch", [str(HOOKSWITCH), "serve", "--config", str(self.config),
+                           *self.extra_args],
+            self.workdir / "server.log", cwd=self.workdir, env={"PYTHONUNBUFFERED": "1"},
         )
 
     def healthy(self) -> bool:
@@ -146,20 +154,21 @@ class RunningServer:
             return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"server ignored signal {sig}:\n{self.log}") from None
+        """Send ``sig`` to the server alone (it stops its events worker itself) and return
+        its exit code; one still running ``timeout`` s later is killed and fails the test."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            if self.process.exited(timeout) is None:
+                self.process.stop(signal.SIGKILL)
+                raise AssertionError(f"server ignored signal {sig}:\n{self.log}")
+        return self.process.stop()  # it has exited: only forgotten
 
     def worker_pids(self) -> list[int]:
         """The server's running child processes: its events worker."""
         assert self.process is not None
-        return _children(self.process.pid)
+        return children(self.process.pid)
 
     # --- what the server recorded ------------------------------------------------------
 
@@ -206,7 +215,7 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
         http_port=free_tcp_port(),
         trunk_port=free_udp_port() if trunk else None,
     )
-    (workdir / "hookswitch.toml").write_text(
+    server.config.write_text(
         provisioning_toml(
             http=f"127.0.0.1:{server.http_port}",
             sip=f"127.0.0.1:{server.sip_port}",
@@ -221,22 +230,3 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
     )
     return server
 
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name (state, parent, ...); None once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def running(pid: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z"  # a zombie has exited
-
-
-def _children(pid: int) -> list[int]:
-    """Running processes whose parent is ``pid`` (the server's events worker)."""
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and running(int(entry.name))
-            and (_stat(int(entry.name)) or ["", "0"])[1] == str(pid)]

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from .baresip import Baresip, sdp_direction
-from .fixtures import MakeBaresip, MakeSipp
-from .ports import HOST, free_tcp_port, free_udp_port, free_udp_port_pair
-from .sipp import SippProcess, parse_message_log, sipp_register
-from .wait import wait_until
+from harness.baresip import Baresip, sdp_direction
+from harness.fixtures import MakeBaresip, MakeSipp
+from harness.ports import HOST, free_tcp_port, free_udp_port, free_udp_port_pair
+from harness.siplog import parse_baresip_trace, parse_sipp_log
+from harness.sipp import SippProcess, sipp_register
+from harness.wait import wait_until
 
 # Where registration would go; unused when register=False (nothing listens there).
 NOWHERE = (HOST, 9)
@@ -254,7 +255,7 @@ def test_processes_are_gone_after_context_exit(tmp_path: Path) -> None:
         sock.bind((HOST, port))
 
 
-def test_parse_message_log() -> None:
+def test_parse_sipp_log() -> None:
     sep = "-" * 47
     text = (
         f"{sep} 2026-01-01 00:00:00.000000\nUDP message sent (10 bytes):\n\n"
@@ -264,7 +265,7 @@ def test_parse_message_log() -> None:
         f"{sep} 2026-01-01 00:00:00.000002\nUnexpected UDP message received:\n\n"
         "BYE sip:1@h SIP/2.0\nCSeq: 2 BYE\n\n"
     )
-    messages = parse_message_log(text)
+    messages = parse_sipp_log(text)
     assert [(m.direction, m.first_line) for m in messages] == [
         ("sent", "INVITE sip:1@h SIP/2.0"),
         ("received", "SIP/2.0 486 Busy Here"),
@@ -273,3 +274,21 @@ def test_parse_message_log() -> None:
     assert messages[1].status == 486 and messages[1].cseq_method == "INVITE"
     assert messages[2].unexpected and messages[2].method == "BYE"
     assert messages[0].header("cseq") == "1 INVITE"
+
+
+def test_parse_baresip_trace() -> None:
+    # As baresip -s prints it: a coloured "#", "UDP src -> dst", the message, a colour reset.
+    text = (
+        "baresip is ready.\n"
+        "\x1b[36;1m#\nUDP 127.0.0.1:5070 -> 127.0.0.1:6000\n"
+        "INVITE sip:300@127.0.0.1:6000 SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n\x1b[;m\n"
+        "ua: some other line\n"
+        "\x1b[36;1m#\nUDP 127.0.0.1:6000 -> 127.0.0.1:5070\n"
+        "SIP/2.0 180 Ringing\r\nCSeq: 1 INVITE\r\n\r\n\x1b[;m\n"
+    )
+    messages = parse_baresip_trace(text, own_port=6000)
+    assert [(m.direction, m.first_line) for m in messages] == [
+        ("received", "INVITE sip:300@127.0.0.1:6000 SIP/2.0"),
+        ("sent", "SIP/2.0 180 Ringing"),
+    ]
+    assert "\r" not in messages[0].text and messages[1].is_kind("1xx")

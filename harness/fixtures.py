@@ -1,6 +1,6 @@
 """pytest fixtures for real phones. Import them into a conftest.py::
 
-    from tests.phones.fixtures import make_baresip, make_sipp  # noqa: F401
+    from harness.fixtures import make_baresip, make_sipp  # noqa: F401
 
 Every process a fixture starts is stopped by a finalizer, even when the test fails.
 """

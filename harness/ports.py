@@ -1,15 +1,16 @@
-"""Ephemeral loopback ports for phones under test.
+"""Ephemeral loopback ports for phones, servers and receivers (tests and benchmark).
 
 The OS hands out a free port (bind to port 0); the port is then closed and returned, so
 there is a small window in which another process could take it. Ports handed out by this
-process are remembered and never handed out twice, so concurrent phones in one test run
-do not collide with each other.
+process are remembered and never handed out twice, so concurrent phones in one test or
+benchmark run do not collide with each other.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 HOST = "127.0.0.1"
 
@@ -66,3 +67,10 @@ def free_udp_port_pair() -> int:
 def free_tcp_port() -> int:
     """A free TCP port on 127.0.0.1 (for ``ctrl_tcp_listen`` or an HTTP server)."""
     return _claim(socket.SOCK_STREAM, 1, both=False)
+
+
+def udp_bound(port: int) -> bool:
+    """True when a UDP socket on this machine is bound to ``port`` (/proc/net/udp)."""
+    wanted = f":{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(line.split()[1].endswith(wanted) for line in lines)

@@ -1,9 +1,18 @@
-"""Helpers around the ``sipp`` binary (SIPp 3.6.1, Debian ``sip-tester``).
+"""Helpers around the ``sipp`` binary (SIPp 3.6.1, Debian ``sip-tester``), for the tests
+and the benchmark.
 
 Scenarios live in ``scenarios/``; pass a file name such as ``"uac_call.xml"`` (or a path).
-Every run is loopback-only (``-i 127.0.0.1``), UDP, one call (``-m 1``), stdin disabled, and
-bounded by ``-timeout``/``-timeout_error`` so a stuck sipp exits by itself with an error.
-The harness still kills it on ``stop()``/context exit.
+Every run (:func:`sipp_command`) is loopback-only (``-i 127.0.0.1``), UDP, stdin disabled,
+and bounded by ``-timeout``/``-timeout_error`` so a stuck sipp exits by itself with an
+error; it is started by ``processes.start`` and killed on ``stop()``/context exit.
+
+For tests: :class:`SippProcess`, one call (``-m 1``) with its messages traced, and
+:func:`sipp_register`. For the benchmark: :func:`register`, :func:`start_uas` (a phone that
+answers every call) and :class:`Uac` (calls at a fixed rate, not more than a limit at once),
+bounded in calls (``-m``); a message not received within ``-recv_timeout`` fails its call.
+A UAC run's counters come from its final ``-trace_stat`` line, its call-setup times (first
+INVITE sent to 200 received, the digest round trip included) from ``-trace_rtt``; sipp
+measures them with a resolution of a few milliseconds.
 
 Text in scenarios is filled in with ``-key name value`` (``[name]`` in the XML); pauses read
 a key too (``assignstr`` + ``todouble`` into a call variable, since ``-set`` globals are
@@ -28,106 +37,27 @@ retransmission timeout...), 97 stopped by command, 99 no call processed, 255 fat
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import itertools
-import os
-import re
-import signal
-import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from .ports import HOST
+from . import processes
+from .ports import HOST, udp_bound
+from .processes import ChildProcess, Proc, read_log
+from .siplog import MessageLog, SipMessage, parse_sipp_log
 from .wait import wait_until
 
 SIPP = "sipp"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
-_SEPARATOR = "-" * 47
 _runs = itertools.count(1)
-_STATUS_RE = re.compile(r"^SIP/2\.0 (\d{3})\b")
-_REQUEST_RE = re.compile(r"^([A-Z]+) \S+ SIP/2\.0")
-_CSEQ_RE = re.compile(r"^CSeq\s*:\s*\d+\s+([A-Za-z]+)", re.IGNORECASE | re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class SipMessage:
-    """One message from a sipp ``-trace_msg`` log."""
-
-    direction: str  # "sent" or "received"
-    text: str
-    unexpected: bool = False
-
-    @property
-    def first_line(self) -> str:
-        return self.text.split("\n", 1)[0].strip()
-
-    @property
-    def status(self) -> int | None:
-        """Status code for a response, ``None`` for a request."""
-        match = _STATUS_RE.match(self.first_line)
-        return int(match.group(1)) if match else None
-
-    @property
-    def method(self) -> str | None:
-        """Method for a request, ``None`` for a response."""
-        match = _REQUEST_RE.match(self.first_line)
-        return match.group(1) if match else None
-
-    @property
-    def cseq_method(self) -> str | None:
-        match = _CSEQ_RE.search(self.text)
-        return match.group(1).upper() if match else None
-
-    def header(self, name: str) -> str | None:
-        """First value of header ``name`` (case-insensitive), or ``None``."""
-        pattern = re.compile(rf"^{re.escape(name)}\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
-        match = pattern.search(self.text)
-        return match.group(1).strip() if match else None
-
-    def is_kind(self, method_or_code: str | int) -> bool:
-        """True for a request of that method (``"INVITE"``) or a response with that code
-        (``486`` / ``"486"``) or class (``"4xx"``)."""
-        kind = str(method_or_code).strip()
-        status = self.status
-        if status is not None:
-            if re.fullmatch(r"\d{3}", kind):
-                return status == int(kind)
-            if re.fullmatch(r"\dxx", kind, re.IGNORECASE):
-                return status // 100 == int(kind[0])
-            return False
-        return self.method == kind.upper()
-
-
-def parse_message_log(text: str) -> list[SipMessage]:
-    """Split a sipp 3.6 ``-trace_msg`` log into messages.
-
-    Entries look like ``-----...----- <timestamp>`` then ``UDP message sent (N bytes):`` or
-    ``UDP message received [N] bytes :`` or ``Unexpected UDP message received:``, a blank line
-    and the SIP message.
-    """
-    messages: list[SipMessage] = []
-    for block in text.split(_SEPARATOR):
-        lines = block.split("\n")
-        if len(lines) < 3:
-            continue
-        title = lines[1].strip().lower()
-        if "message sent" in title:
-            direction = "sent"
-        elif "message received" in title:
-            direction = "received"
-        else:  # "Ignoring final ... message" and other notes
-            continue
-        body = "\n".join(lines[2:]).strip("\n").replace("\r", "")
-        if body:
-            messages.append(SipMessage(direction, body, unexpected="unexpected" in title))
-    return messages
-
-
-def _scenario_path(scenario: str | Path) -> Path:
+def scenario_path(scenario: str | Path) -> Path:
     path = Path(scenario)
     if not path.is_absolute() and not path.exists():
         path = SCENARIOS / path
@@ -138,7 +68,17 @@ def _scenario_path(scenario: str | Path) -> Path:
     return path
 
 
-class SippProcess:
+def sipp_command(scenario: str | Path, local_port: int, timeout: float) -> list[str]:
+    """The start of every sipp command line: the scenario, 127.0.0.1:``local_port`` over UDP,
+    no stdin, and an error exit (255) after ``timeout`` seconds."""
+    return [
+        SIPP, "-sf", str(scenario_path(scenario)), "-i", HOST, "-mi", HOST,
+        "-p", str(local_port), "-t", "u1", "-nostdin",
+        "-timeout", f"{max(1, round(timeout))}s", "-timeout_error",
+    ]  # fmt: skip
+
+
+class SippProcess(ChildProcess, MessageLog):
     """One sipp run in the background, as a context manager.
 
     ``SippProcess("uas_answer.xml", local_port=p, remote=None, workdir=tmp)`` starts a UAS on
@@ -163,7 +103,8 @@ class SippProcess:
         timeout: float = 30.0,
         start: bool = True,
     ) -> None:
-        self.scenario = _scenario_path(scenario)
+        self.scenario = scenario_path(scenario)
+        self.name = f"sipp {self.scenario.name}"
         self.local_port = local_port
         self.remote = remote
         self.service = service
@@ -187,17 +128,9 @@ class SippProcess:
         all_keys.update(keys or {})
 
         args = [
-            SIPP,
-            "-sf", str(self.scenario),
-            "-i", HOST,
-            "-mi", HOST,
-            "-p", str(local_port),
-            "-t", "u1",
+            *sipp_command(self.scenario, local_port, timeout),
             "-m", "1",
-            "-nostdin",
             "-aa",
-            "-timeout", f"{max(1, round(timeout))}s",
-            "-timeout_error",
             "-trace_msg", "-message_file", str(self.message_file),
             "-trace_err", "-error_file", str(self.error_file),
         ]  # fmt: skip
@@ -211,7 +144,7 @@ class SippProcess:
         if remote is not None:
             args.append(f"{remote[0]}:{remote[1]}")
         self.args = args
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Proc | None = None
         self.returncode: int | None = None
         if start:
             self.start()
@@ -223,15 +156,8 @@ class SippProcess:
             raise RuntimeError("sipp already started")
         for path in (self.message_file, self.error_file):
             path.unlink(missing_ok=True)
-        with open(self.stdout_file, "wb") as out:
-            self._proc = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
+        self._proc = processes.start(f"sipp-{self.scenario.stem}-{self.local_port}", self.args,
+                                     self.stdout_file, cwd=self.workdir)
 
     @property
     def pid(self) -> int:
@@ -269,71 +195,21 @@ class SippProcess:
         proc = self._proc
         if proc is None:
             return self.returncode if self.returncode is not None else 0
-        if proc.poll() is None:
-            _kill_group(proc)
-        self.returncode = proc.returncode
-        return proc.returncode
-
-    def __enter__(self) -> SippProcess:
-        if self._proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.returncode = proc.stop(grace=2.0)
+        return self.returncode
 
     # -- logs ------------------------------------------------------------------------------
 
     def messages(self) -> str:
         """Content of the ``-trace_msg`` file ('' if sipp has not written it yet)."""
-        try:
-            return self.message_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.message_file)
 
     def errors(self) -> str:
         """Content of the ``-trace_err`` file ('' if there were no errors)."""
-        try:
-            return self.error_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.error_file)
 
-    def parsed(self) -> list[SipMessage]:
-        return parse_message_log(self.messages())
-
-    def received(self, method_or_code: str | int) -> list[str]:
-        """Texts of received messages of that kind: a method (``"BYE"``), a status code
-        (``486``/``"486"``) or a class (``"4xx"``). Unexpected messages are included."""
-        return [
-            m.text for m in self.parsed() if m.direction == "received" and m.is_kind(method_or_code)
-        ]
-
-    def wait_received(
-        self, method_or_code: str | int, timeout: float = 10, count: int = 1
-    ) -> list[str]:
-        """Wait until at least ``count`` messages of that kind were received; return them."""
-
-        def enough() -> list[str] | None:
-            found = self.received(method_or_code)
-            return found if len(found) >= count else None
-
-        return wait_until(
-            enough,
-            timeout,
-            message=f"sipp {self.scenario.name}: fewer than {count} {method_or_code} received "
-            f"in {timeout}s\n{self.diagnostics()}",
-        )
-
-    def sent(self, method_or_code: str | int) -> list[str]:
-        """Texts of sent messages of that kind (same matching as ``received``)."""
-        return [
-            m.text for m in self.parsed() if m.direction == "sent" and m.is_kind(method_or_code)
-        ]
+    def sip_messages(self) -> list[SipMessage]:
+        return parse_sipp_log(self.messages())
 
     def final_code(self, method: str = "INVITE") -> int | None:
         """Status of the last final (>= 200) response received for ``method``, or ``None``.
@@ -342,7 +218,7 @@ class SippProcess:
         credentials is followed by a later final response, so it is not the last)."""
         codes = [
             m.status
-            for m in self.parsed()
+            for m in self.sip_messages()
             if m.direction == "received"
             and m.status is not None
             and m.status >= 200
@@ -352,27 +228,12 @@ class SippProcess:
 
     def diagnostics(self) -> str:
         """End of the screen output and the error log, for assertion messages."""
-        try:
-            screen = self.stdout_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            screen = ""
+        screen = read_log(self.stdout_file)
         return (
             f"command: {' '.join(self.args)}\n"
             f"--- sipp errors ({self.error_file}) ---\n{self.errors()[-3000:]}\n"
             f"--- sipp screen (tail) ---\n{screen[-1500:]}"
         )
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
-    for sig, wait_for in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait_for)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def sipp_register(
@@ -412,3 +273,140 @@ def sipp_register(
         timeout=timeout,
     ) as proc:
         return proc.wait(timeout + 5)
+
+
+# --- the benchmark: a registered phone answering every call, callers at a fixed rate ------
+
+UAS_MAX_CALLS = 10_000_000
+
+
+def register(workdir: Path, port: int, registrar: tuple[str, int], extension: str,
+             password: str) -> None:
+    """REGISTER ``extension`` from 127.0.0.1:``port`` (digest); raise unless it got 200."""
+    code = sipp_register(registrar, extension, password, port, workdir=workdir)
+    if code != 0:
+        raise RuntimeError(f"REGISTER of {extension} failed (sipp exit {code}), see {workdir}")
+
+
+def start_uas(workdir: Path, port: int, lifetime_s: float) -> Proc:
+    """A phone on 127.0.0.1:``port`` answering every INVITE (180, 200) until BYE."""
+    args = [*sipp_command("uas_answer.xml", port, lifetime_s), "-aa", "-m", str(UAS_MAX_CALLS)]
+    proc = processes.start(f"sipp-uas-{port}", args, workdir / f"uas_{port}.log", cwd=workdir)
+
+    def bound() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sipp UAS on {port} exited at once, see {proc.log}")
+        return udp_bound(port)
+
+    wait_until(bound, 10, 0.02, f"sipp UAS did not bind 127.0.0.1:{port}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Counts:
+    created: int
+    successful: int
+    failed: int
+    retransmissions: int
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One UAC run: ``calls`` calls offered at ``rate`` per second."""
+
+    rate: float
+    calls: int
+    exit_code: int
+    counts: Counts
+    setup_ms: list[float]
+    seconds: float  # wall time of the run
+
+    @property
+    def failed(self) -> int:
+        """Failed calls: sipp's count, or the calls that did not complete if more."""
+        return max(self.counts.failed, self.calls - self.counts.successful)
+
+    @property
+    def clean(self) -> bool:
+        return self.exit_code == 0 and self.failed == 0
+
+
+class Uac:
+    """A sipp UAC placing ``calls`` calls at ``rate`` per second (not more than ``limit``
+    at once), each held ``hold_ms`` before its BYE."""
+
+    def __init__(
+        self, workdir: Path, name: str, scenario: str, port: int, target: tuple[str, int],
+        service: str, *, rate: float, calls: int, hold_ms: int, limit: int,
+        auth: tuple[str, str] | None = None, keys: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.rate = rate
+        self.calls = calls
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stat_file = self.dir / "stat.csv"
+        budget = calls / rate + hold_ms / 1000 + 30 if timeout_s is None else timeout_s
+        self.timeout_s = budget
+        where = f"{target[0]}:{target[1]}"
+        args = [*sipp_command(scenario, port, budget),
+                "-r", f"{rate:g}", "-rp", "1000ms", "-m", str(calls), "-l", str(limit),
+                "-recv_timeout", "5000", "-s", service,
+                "-key", "domain", where, "-key", "hold_ms", str(hold_ms),
+                "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
+                "-trace_rtt", "-rtt_freq", "1", "-trace_err"]
+        if auth is not None:
+            args += ["-au", auth[0], "-ap", auth[1], "-key", "caller", auth[0]]
+        for key, value in (keys or {}).items():
+            args += ["-key", key, value]
+        args.append(where)
+        self.started = time.monotonic()
+        self.proc = processes.start(f"sipp-uac-{name}", args, self.dir / "sipp.log", cwd=self.dir)
+
+    def setup_times(self) -> list[float]:
+        """Call-setup times (ms) of the calls answered so far."""
+        return [
+            float(row["response_time_ms"])
+            for path in self.dir.glob("*_rtt.csv")
+            for row in _rows(path)
+            if row.get("response_time_ms")
+        ]
+
+    def established(self) -> int:
+        return len(self.setup_times())
+
+    def finish(self, extra_s: float = 10.0) -> LoadResult:
+        """Wait for the run to end (stopped after its budget plus ``extra_s``)."""
+        code = self.proc.wait(max(1.0, self.timeout_s + extra_s
+                                  - (time.monotonic() - self.started)))
+        return self._result(code)
+
+    def abort(self) -> LoadResult:
+        return self._result(self.proc.stop(grace=5))
+
+    def _result(self, code: int) -> LoadResult:
+        return LoadResult(
+            rate=self.rate, calls=self.calls, exit_code=code, counts=read_counts(self.stat_file),
+            setup_ms=self.setup_times(), seconds=time.monotonic() - self.started,
+        )
+
+
+def _rows(path: Path) -> Sequence[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter=";"))
+
+
+def read_counts(stat_file: Path) -> Counts:
+    """Cumulative counters from the last line sipp wrote to its ``-trace_stat`` file."""
+    if not stat_file.exists():
+        return Counts(0, 0, 0, 0)
+    rows = _rows(stat_file)
+    if not rows:
+        return Counts(0, 0, 0, 0)
+    last = rows[-1]
+
+    def num(column: str) -> int:
+        return int(float(last.get(column) or 0))
+
+    return Counts(num("OutgoingCall(C)"), num("SuccessfulCall(C)"), num("FailedCall(C)"),
+                  num("Retransmissions(C)"))
