@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hookswitch.api.app import create_app
+from hookswitch.api.app import HttpApp, create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import RateLimiter
 from hookswitch.api.schemas import HealthStatus
@@ -31,12 +31,12 @@ from hookswitch.calls.commands import CallEnded, Command, Signal
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.directory import Directory
-from hookswitch.calls.ids import new_call_id, new_leg_id
+from hookswitch.calls.ids import CallId, LegId, UserId, new_call_id, new_leg_id
 from hookswitch.calls.leg import LegChange
 from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
-from hookswitch.config import Provisioning, parse_hostport
+from hookswitch.config import Provisioning, ServerSection, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
 from hookswitch.directory.tokens import live_tokens
 from hookswitch.events.outbox import Subscriptions
@@ -53,6 +53,7 @@ from hookswitch.store.dialogs import take_orphaned_dialogs
 from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
+from hookswitch.store.writes import Writer
 
 if TYPE_CHECKING:
     from hookswitch.sip.gateway import SipGateway
@@ -83,6 +84,57 @@ class _Recovered:
     bindings: list[Binding]
     orphaned_dialogs: list[Dialog]
     closed_legs: int
+
+
+@dataclass(frozen=True)
+class Core:
+    """What serves calls and requests, wired; the same for the server and the tests."""
+
+    switch: Switch
+    call_control: CallControl
+    broadcaster: Broadcaster
+    app: HttpApp
+
+
+def build(
+    settings: ServerSection,
+    directory: Directory,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    has_devices: Callable[[UserId], bool],
+    carry_out: Callable[[list[Effect]], None],
+    writer: Writer,
+    health: Callable[[], HealthStatus],
+    new_leg_id: Callable[[], LegId] = new_leg_id,
+    new_call_id: Callable[[], CallId] = new_call_id,
+    clock: Callable[[], int] = now_us,
+) -> Core:
+    """Pure wiring: the switch, the call-control service and the HTTP app, around what the
+    caller gives (the SIP side's registrations and commands, the one writer; or fakes)."""
+
+    async def tokens_alive(token_ids: set[str]) -> set[str]:
+        async with sessions() as session:
+            return await live_tokens(session, token_ids)
+
+    switch = Switch(directory, has_devices, new_leg_id,
+                    SwitchSettings(ring_timeout=settings.ring_timeout,
+                                   click_to_dial_timeout=settings.click_to_dial_timeout))
+    call_control = CallControl(switch, carry_out, partial(stored_leg, sessions), clock,
+                               new_call_id)
+    broadcaster = Broadcaster(sessions, settings.max_streams_per_user, tokens_alive)
+    app = create_app(
+        Services(
+            sessions=sessions,
+            call_control=call_control,
+            rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
+                                     settings.rate_limit_storage),
+            idempotency=IdempotencyStore(sessions, writer),
+            health=health,
+            broadcaster=broadcaster,
+        ),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return Core(switch, call_control, broadcaster, app)
 
 
 class Server:
@@ -177,46 +229,24 @@ class Server:
         for binding in recovered.bindings:
             self.location.put(binding)
         self.gateway = gateway
-        async def tokens_alive(token_ids: set[str]) -> set[str]:
-            async with sessions() as session:
-                return await live_tokens(session, token_ids)
-
-        self.broadcaster = Broadcaster(sessions, settings.max_streams_per_user, tokens_alive)
         # The leg recorder and the webhook sender run in a process of their own
         # (events/worker.py): this one keeps its GIL for SIP, the switch and the API.
         self.events = EventsWorker(
             self.options.database,
             RetryPolicy(settings.webhook_retry_first_interval,
                         settings.webhook_retry_max_interval, settings.webhook_give_up_after),
-            self.broadcaster.publish,
+            lambda events: self.broadcaster.publish(events),
         )
+        core = build(settings, recovered.directory, sessions,
+                     has_devices=gateway.has_devices, carry_out=self.carry_out,
+                     writer=self.events, health=partial(self.health, gateway))
+        self.switch, self.call_control, self.broadcaster = (
+            core.switch, core.call_control, core.broadcaster)
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
-        self.switch = Switch(
-            recovered.directory,
-            gateway.has_devices,
-            new_leg_id,
-            SwitchSettings(ring_timeout=settings.ring_timeout,
-                           click_to_dial_timeout=settings.click_to_dial_timeout),
-        )
-        self.call_control = CallControl(
-            self.switch, self.carry_out, partial(stored_leg, sessions), now_us, new_call_id
-        )
-        app = create_app(
-            Services(
-                sessions=sessions,
-                call_control=self.call_control,
-                rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
-                                         settings.rate_limit_storage),
-                idempotency=IdempotencyStore(sessions, self.events),
-                health=partial(self.health, gateway),
-                broadcaster=self.broadcaster,
-            ),
-            max_body_bytes=settings.max_body_bytes,
-        )
         settle_after_startup()
         gateway.open(recovered.directory, recovered.orphaned_dialogs)
         http = _HttpServer(
-            uvicorn.Config(app, log_level="warning", lifespan="off",
+            uvicorn.Config(core.app, log_level="warning", lifespan="off",
                            # open event streams are closed first; this bounds the rest
                            timeout_graceful_shutdown=2),
             on_started=self._on_http_started,

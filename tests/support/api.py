@@ -12,7 +12,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,15 @@ import httpx
 from fastapi import FastAPI
 
 from harness.server import OTHER_TENANT, TENANT, provisioning_toml
-from hookswitch.api.app import create_app
-from hookswitch.api.idempotency import IdempotencyStore
-from hookswitch.api.ratelimit import RateLimiter
-from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Hangup, RingUser
-from hookswitch.calls.control import CallControl
 from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import HangupReason
 from hookswitch.calls.switch import Effect, Switch
 from hookswitch.config import load_provisioning
 from hookswitch.directory.provisioning import load_directory, user_id_for
 from hookswitch.events.recorder import Recorder
-from hookswitch.events.stream import Broadcaster
-from hookswitch.server import apply_file
+from hookswitch.server import apply_file, build
 from hookswitch.store.db import make_engine, migrate, session_factory
-from hookswitch.store.queries import stored_leg
 from hookswitch.store.writes import DirectWriter
 
 URL = "/v3/call_control/"
@@ -106,26 +98,26 @@ async def running_api(
     registered = {UserId(user_id_for(TENANT, e)) for e in ("200", "210")}
     registered.add(UserId(user_id_for(OTHER_TENANT, "300")))
     ids = itertools.count(1)
-    switch = Switch(directory, registered.__contains__, lambda: LegId(f"leg-{next(ids):04d}"))
     recorder = Recorder(sessions)
     recorder.start()
     commands: list[Effect] = []
     clock = itertools.count(1_000_000)
 
-    def apply(effects: list[Effect]) -> None:
+    def carry_out(effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, (RingUser, Hangup)):
                 commands.append(effect)
             else:
                 recorder.put(effect)  # type: ignore[arg-type]
 
-    control = CallControl(switch, apply, partial(stored_leg, sessions), lambda: next(clock),
-                          lambda: CallId(f"call-{next(ids):04d}"))
-    app = create_app(Services(sessions=sessions, call_control=control,
-                              rate_limiter=RateLimiter(*rate_limit),
-                              idempotency=IdempotencyStore(sessions, DirectWriter(sessions)),
-                              health=lambda: "ok",
-                              broadcaster=Broadcaster(sessions)))
+    server = provisioning.server.model_copy(update={"rate_limit": rate_limit[0],
+                                                    "rate_limit_burst": rate_limit[1]})
+    core = build(server, directory, sessions, has_devices=registered.__contains__,
+                 carry_out=carry_out, writer=DirectWriter(sessions), health=lambda: "ok",
+                 new_leg_id=lambda: LegId(f"leg-{next(ids):04d}"),
+                 new_call_id=lambda: CallId(f"call-{next(ids):04d}"),
+                 clock=lambda: next(clock))
+    switch, app = core.switch, core.app
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport,

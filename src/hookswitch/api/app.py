@@ -12,6 +12,8 @@ from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
 from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 
+HttpApp = FastAPI  # what create_app returns, for those who only hold it (server.py)
+
 
 def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(
