@@ -42,13 +42,6 @@ def server(server_factory, receiver: Receiver) -> RunningServer:  # type: ignore
     return server_factory(webhook=webhook_block(receiver))
 
 
-def register(server: RunningServer, make_baresip, extension: str,  # type: ignore[no-untyped-def]
-             answermode: str = "auto"):
-    phone = make_baresip(extension, PASSWORDS[extension], server.sip, answermode=answermode)
-    phone.wait_registered()
-    return phone
-
-
 def c2d(server: RunningServer, destination: str = "200") -> dict:
     response = httpx.post(server.http + "/v3/call_control/", timeout=10, json={
         "command": "click-to-dial",
@@ -67,10 +60,10 @@ def hangup(server: RunningServer, leg: str) -> None:
 
 
 def test_seed_click_to_dial_gives_two_streams_with_every_field(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    phone("210", "auto")
+    phone("200", "auto")
     started = c2d(server)
     server.wait_states("200", ["RINGING", "ACTIVE"])
     hangup(server, started["call_leg_id"])
@@ -99,10 +92,10 @@ def test_seed_click_to_dial_gives_two_streams_with_every_field(
 
 
 def test_internal_call_dialled_from_a_phone(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    jane = register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    jane = phone("210", "auto")
+    phone("200", "auto")
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
     receiver.wait_states("200", ["RINGING", "ACTIVE"])
     jane.hangup()
@@ -112,9 +105,9 @@ def test_internal_call_dialled_from_a_phone(
 
 
 def test_docs_example_1_inbound_from_the_carrier_answered(
-    server: RunningServer, receiver: Receiver, make_baresip, make_sipp  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone, make_sipp  # type: ignore[no-untyped-def]
 ) -> None:
-    register(server, make_baresip, "200")
+    phone("200", "auto")
     carrier = make_sipp("uac_noauth_call.xml", local_port=server.trunk_port, remote=server.sip,
                         service="+3228990200", keys={"caller": "+3228992675"})
     assert carrier.wait(15) == 0, carrier.diagnostics()
@@ -128,10 +121,10 @@ def test_docs_example_1_inbound_from_the_carrier_answered(
 
 
 def test_missed_call_and_call_cancelled_while_ringing(
-    server_factory, receiver: Receiver, make_baresip, make_sipp  # type: ignore[no-untyped-def]
+    server_factory, receiver: Receiver, phone, make_sipp  # type: ignore[no-untyped-def]
 ) -> None:
     server = server_factory(webhook=webhook_block(receiver), ring_timeout=2)
-    register(server, make_baresip, "200", answermode="manual")
+    phone("200", server=server)
     missed = make_sipp("uac_expect_fail.xml", local_port=free_udp_port(), remote=server.sip,
                        service="200", auth=("210", PASSWORDS["210"]))
     assert missed.wait(15) == 0 and missed.final_code() == 480
@@ -145,10 +138,10 @@ def test_missed_call_and_call_cancelled_while_ringing(
 
 
 def test_hold_and_resume_from_baresip_on_both_streams(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    jane = register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    jane = phone("210", "auto")
+    phone("200", "auto")
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
     receiver.wait_states("200", ["RINGING", "ACTIVE"])
     jane.hold()
@@ -159,12 +152,12 @@ def test_hold_and_resume_from_baresip_on_both_streams(
 
 
 def test_receiver_failing_twice_gets_the_event_again_and_in_order(
-    server_factory, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server_factory, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
     # This webhook follows 210 only, so the two failures hit 210's first event.
     server = server_factory(webhook=webhook_block(receiver, extensions='["210"]'))
-    jane = register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    jane = phone("210", "auto", server=server)
+    phone("200", "auto", server=server)
     receiver.answers.extend([500, 500])
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
     server.wait_states("200", ["RINGING", "ACTIVE"])
@@ -181,12 +174,12 @@ def test_receiver_failing_twice_gets_the_event_again_and_in_order(
 
 @pytest.mark.sqlite_only  # a minute long and not about the database: run it in one pass
 def test_receiver_down_for_a_minute_gets_everything_when_back(
-    server_factory, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server_factory, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
     server = server_factory(webhook=webhook_block(receiver),
                             server_extra="webhook_retry_max_interval = 5")
-    jane = register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    jane = phone("210", "auto", server=server)
+    phone("200", "auto", server=server)
     receiver.stop()
     down_since = time.monotonic()
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
@@ -203,10 +196,10 @@ def test_receiver_down_for_a_minute_gets_everything_when_back(
 
 
 def test_sigkill_before_delivery_loses_nothing_after_restart(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    jane = register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    jane = phone("210", "auto")
+    phone("200", "auto")
     receiver.stop()  # so nothing can be delivered before the crash
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
     server.wait_states("200", ["RINGING", "ACTIVE"])
@@ -219,9 +212,9 @@ def test_sigkill_before_delivery_loses_nothing_after_restart(
 
 
 def test_410_disables_the_webhook(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    register(server, make_baresip, "210")
+    phone("210", "auto")
     receiver.answers.append(410)
     c2d(server)
     wait_until(lambda: server.query(
@@ -232,10 +225,10 @@ def test_410_disables_the_webhook(
 
 
 def test_live_stream_resumes_with_last_event_id(
-    server: RunningServer, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    phone("210", "auto")
+    phone("200", "auto")
     frames: list[dict] = []
 
     def listen(last_event_id: str | None, count: int) -> None:
@@ -276,10 +269,10 @@ def test_live_stream_resumes_with_last_event_id(
 
 
 def test_a_killed_events_worker_is_restarted_and_later_calls_are_delivered(
-    server: RunningServer, receiver: Receiver, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
 ) -> None:
-    register(server, make_baresip, "210")
-    register(server, make_baresip, "200")
+    phone("210", "auto")
+    phone("200", "auto")
     [worker] = server.worker_pids()
     os.kill(worker, signal.SIGKILL)
     wait_until(lambda: server.worker_pids() not in ([], [worker]), 20,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from harness import free_udp_port, sdp_direction, sipp_register
 from harness.server import PASSWORDS, RunningServer
 
@@ -17,20 +15,6 @@ ANSWERED = ["RINGING", "ACTIVE", "HANGUP(completed)"]
 
 def dial_uri(server: RunningServer, target: str) -> str:
     return f"sip:{target}@127.0.0.1:{server.sip_port}"
-
-
-@pytest.fixture
-def john(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("200", PASSWORDS["200"], server.sip, answermode="auto")
-    phone.wait_registered()
-    return phone
-
-
-@pytest.fixture
-def jane(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("210", PASSWORDS["210"], server.sip)
-    phone.wait_registered()
-    return phone
 
 
 def sipp_phone(server: RunningServer, make_sipp, extension: str, scenario: str,  # type: ignore[no-untyped-def]
@@ -93,10 +77,9 @@ def test_hold_and_resume_from_baresip_in_both_directions(
 
 
 def test_caller_cancels_while_ringing(
-    server: RunningServer, make_baresip, make_sipp  # type: ignore[no-untyped-def]
+    server: RunningServer, phone, make_sipp  # type: ignore[no-untyped-def]
 ) -> None:
-    john = make_baresip("200", PASSWORDS["200"], server.sip, answermode="manual")
-    john.wait_registered()
+    john = phone("200")
     caller = make_sipp("uac_cancel.xml", local_port=free_udp_port(), remote=server.sip,
                        service="200", auth=("210", PASSWORDS["210"]))
     john.incoming_call()
@@ -166,12 +149,10 @@ def test_unauthenticated_invite_is_challenged_and_wrong_credentials_refused(
 
 
 def test_two_devices_ring_at_once_and_the_loser_is_cancelled(
-    server: RunningServer, make_baresip, jane  # type: ignore[no-untyped-def]
+    server: RunningServer, phone, jane  # type: ignore[no-untyped-def]
 ) -> None:
-    desk = make_baresip("200", PASSWORDS["200"], server.sip, answermode="manual")
-    desk.wait_registered()
-    mobile = make_baresip("200", PASSWORDS["200"], server.sip, answermode="manual")
-    mobile.wait_registered()
+    desk = phone("200")
+    mobile = phone("200")
     jane.dial(dial_uri(server, "200"))
     desk.incoming_call()
     incoming = mobile.incoming_call()

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 import requests
 
 from harness import free_udp_port, sipp_register
@@ -39,20 +38,6 @@ def c2d_body(destination: str, extension: str = "210", tenant: str = TENANT) -> 
     return {"command": "click-to-dial",
             "user": {"tenant_id": tenant, "user_extension": extension},
             "payload": {"destination": destination}}
-
-
-@pytest.fixture
-def jane(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("210", PASSWORDS["210"], server.sip, answermode="manual")
-    phone.wait_registered()
-    return phone
-
-
-@pytest.fixture
-def john(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("200", PASSWORDS["200"], server.sip, answermode="auto")
-    phone.wait_registered()
-    return phone
 
 
 def test_seed_curl_body_rings_the_user_first_then_connects_and_hangup_byes_both(
@@ -138,11 +123,10 @@ def test_hangup_while_only_the_users_phone_rings_sends_cancel(
 
 
 def test_user_who_does_not_pick_up_ends_no_answer(
-    server_factory, make_baresip  # type: ignore[no-untyped-def]
+    server_factory, phone  # type: ignore[no-untyped-def]
 ) -> None:
     server = server_factory(click_to_dial_timeout=2)
-    jane = make_baresip("210", PASSWORDS["210"], server.sip, answermode="manual")
-    jane.wait_registered()
+    jane = phone("210", server=server)
     assert post(server, c2d_body("200")).status_code == 202
     jane.incoming_call()
     jane.wait_received("CANCEL", timeout=10)
@@ -150,13 +134,12 @@ def test_user_who_does_not_pick_up_ends_no_answer(
 
 
 def test_busy_destination_ends_the_users_leg_busy(
-    server: RunningServer, make_sipp, make_baresip, tmp_path: Path  # type: ignore[no-untyped-def]
+    server: RunningServer, make_sipp, phone, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     port = free_udp_port()
     assert sipp_register(server.sip, "200", PASSWORDS["200"], port, workdir=tmp_path) == 0
     make_sipp("uas_busy.xml", local_port=port, remote=None)
-    jane = make_baresip("210", PASSWORDS["210"], server.sip, answermode="auto")
-    jane.wait_registered()
+    jane = phone("210", "auto")
     assert post(server, c2d_body("200")).status_code == 202
     jane.wait_event("CALL_ESTABLISHED")
     jane.wait_received("BYE")
@@ -165,11 +148,10 @@ def test_busy_destination_ends_the_users_leg_busy(
 
 
 def test_external_destination_goes_through_the_trunk_carrier(
-    server: RunningServer, make_sipp, make_baresip  # type: ignore[no-untyped-def]
+    server: RunningServer, make_sipp, phone  # type: ignore[no-untyped-def]
 ) -> None:
     carrier = make_sipp("uas_answer.xml", local_port=server.trunk_port, remote=None)
-    jane = make_baresip("210", PASSWORDS["210"], server.sip, answermode="auto")
-    jane.wait_registered()
+    jane = phone("210", "auto")
     started = post(server, c2d_body("+32470123456")).json()
     [invite] = carrier.wait_received("INVITE")
     assert invite.startswith("INVITE sip:+32470123456@")
@@ -182,13 +164,11 @@ def test_external_destination_goes_through_the_trunk_carrier(
 
 
 def test_auto_answer_headers_only_on_the_first_leg(
-    server_factory, make_baresip  # type: ignore[no-untyped-def]
+    server_factory, phone  # type: ignore[no-untyped-def]
 ) -> None:
     server = server_factory(auto_answer="210")
-    jane = make_baresip("210", PASSWORDS["210"], server.sip, answermode="manual")
-    jane.wait_registered()
-    john = make_baresip("200", PASSWORDS["200"], server.sip, answermode="auto")
-    john.wait_registered()
+    jane = phone("210", server=server)
+    john = phone("200", "auto", server=server)
     post(server, c2d_body("200"))
     [first] = jane.wait_received("INVITE")
     assert "answer-after=0" in first and "p-auto-answer" in first.lower()

@@ -67,10 +67,9 @@ def test_unregister_removes_the_binding(server: RunningServer, tmp_path: Path) -
 
 
 def test_baresip_registers_and_bindings_survive_a_restart(
-    server: RunningServer, make_baresip
+    server: RunningServer, phone
 ) -> None:  # type: ignore[no-untyped-def]
-    phone = make_baresip("210", PASSWORDS["210"], server.sip)
-    phone.wait_registered()
+    phone = phone("210")
     wait_bindings(server, "210", 1)
     assert server.stop() == 0
     server.start()

@@ -8,26 +8,10 @@ from __future__ import annotations
 
 import signal
 
-import pytest
-
-from harness.server import PASSWORDS, RunningServer
+from harness.server import RunningServer
 from harness.wait import wait_until
 
 FAILED = ["RINGING", "ACTIVE", "HANGUP(failed)"]
-
-
-@pytest.fixture
-def jane(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("210", PASSWORDS["210"], server.sip)
-    phone.wait_registered()
-    return phone
-
-
-@pytest.fixture
-def john(server: RunningServer, make_baresip):  # type: ignore[no-untyped-def]
-    phone = make_baresip("200", PASSWORDS["200"], server.sip, answermode="auto")
-    phone.wait_registered()
-    return phone
 
 
 def saved_dialogs(server: RunningServer) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from harness.ports import free_tcp_port, free_udp_port
 from harness.receiver import Receiver
-from harness.server import PASSWORDS, RunningServer
+from harness.server import RunningServer
 
 
 @pytest.fixture
@@ -60,15 +60,13 @@ def test_a_second_server_on_a_taken_http_port_refuses(
 
 @pytest.mark.parametrize("same_ports", [True, False], ids=["same-ports", "same-database"])
 def test_a_second_start_on_the_same_database_leaves_the_first_and_its_calls_alone(
-    server_factory, tmp_path: Path, make_baresip, receiver: Receiver, same_ports: bool,
+    server_factory, tmp_path: Path, phone, receiver: Receiver, same_ports: bool,
 ) -> None:  # type: ignore[no-untyped-def]
     # `make run` twice in one folder: the same file, the same database. Before, the second
     # applied provisioning (deleting the first one's webhook) and closed its live legs.
     first = server_factory(webhook=f'[[tenants.webhooks]]\nurl = "{receiver.url}"\n')
-    jane = make_baresip("210", PASSWORDS["210"], first.sip)
-    john = make_baresip("200", PASSWORDS["200"], first.sip, answermode="auto")
-    jane.wait_registered()
-    john.wait_registered()
+    jane = phone("210", server=first)
+    john = phone("200", "auto", server=first)
     jane.dial(f"sip:200@127.0.0.1:{first.sip_port}")
     john.wait_event("CALL_ESTABLISHED")
     first.wait_states("210", ["RINGING", "ACTIVE"])

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from harness.server import HOOKSWITCH, PASSWORDS, TENANT, RunningServer, user_id_for
+from harness.server import HOOKSWITCH, TENANT, RunningServer, user_id_for
 from harness.wait import wait_until
 
 
@@ -94,12 +94,10 @@ def test_streams_per_user_are_capped(capped: RunningServer) -> None:
 
 
 def test_made_up_last_event_ids_are_refused_without_a_500(
-    server: RunningServer, make_baresip
+    server: RunningServer, phone
 ) -> None:  # type: ignore[no-untyped-def]
-    john = make_baresip("200", PASSWORDS["200"], server.sip, answermode="auto")
-    jane = make_baresip("210", PASSWORDS["210"], server.sip, answermode="auto")
-    john.wait_registered()
-    jane.wait_registered()
+    phone("200", "auto")
+    jane = phone("210", "auto")
     jane.dial(f"sip:200@127.0.0.1:{server.sip_port}")
     server.wait_states("200", ["RINGING", "ACTIVE"])
     server.wait_states("210", ["RINGING", "ACTIVE"])

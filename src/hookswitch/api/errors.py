@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hookswitch.calls.errors import HookswitchError
+
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
@@ -13,14 +15,13 @@ class FieldError:
     message: str
 
 
-class ApiError(Exception):
+class ApiError(HookswitchError):
     code = "api-error"
     title = "Request error"
 
     def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None,
                  errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)
-        self.detail = detail
         self.headers = dict(headers or {})
         self.errors = errors
 

@@ -32,14 +32,14 @@ from hookswitch.api.errors import (
     Unauthorized,
 )
 from hookswitch.calls.errors import (
-    CallControlError,
+    HookswitchError,
     InvalidDestination,
     LegNotFound,
     NoRegisteredDevice,
     NotOwner,
     NotParticipant,
 )
-from hookswitch.events.stream import BadCursor, StreamError, TooManyStreams
+from hookswitch.events.stream import BadCursor, TooManyStreams
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://hookswitch.dev/problems/"
@@ -66,9 +66,6 @@ STATUS: dict[type[Exception], int] = {
     InternalError: 500,
 }
 
-# Every class whose instances the handler below answers.
-ANSWERED = (CallControlError, StreamError, ApiError)
-Answerable = CallControlError | StreamError | ApiError
 
 
 class FieldProblem(BaseModel):
@@ -87,14 +84,14 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-def status_of(error: Answerable) -> int:
+def status_of(error: HookswitchError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
             return STATUS[cls]
     return 400
 
 
-def problem_body(error: Answerable) -> dict[str, Any]:
+def problem_body(error: HookswitchError) -> dict[str, Any]:
     fields = getattr(error, "errors", None)
     if isinstance(error, InvalidDestination):
         fields = [FieldError(error.field, error.detail)]
@@ -107,11 +104,11 @@ def problem_body(error: Answerable) -> dict[str, Any]:
     return problem.model_dump(exclude_none=True)
 
 
-def problem_response(error: Answerable, headers: Mapping[str, str] | None = None
+def problem_response(error: HookswitchError, headers: Mapping[str, str] | None = None
                      ) -> JSONResponse:
     return JSONResponse(
         problem_body(error), status_code=status_of(error), media_type=PROBLEM_JSON,
-        headers={**(headers or {}), **getattr(error, "headers", {})},
+        headers={**(headers or {}), **error.headers},
     )
 
 
@@ -146,7 +143,7 @@ def _rate_headers(request: Request) -> dict[str, str]:
     return dict(getattr(request.state, "rate_limit_headers", {}))
 
 
-def _from_http_exception(request: Request, exc: StarletteHTTPException) -> Answerable:
+def _from_http_exception(request: Request, exc: StarletteHTTPException) -> ApiError:
     """Starlette's own errors (routing, the body limit) as errors that say what to do."""
     path = quoted(request.url.path, 100)
     headers = dict(exc.headers or {})
@@ -160,12 +157,9 @@ def _from_http_exception(request: Request, exc: StarletteHTTPException) -> Answe
 
 
 def install(app: FastAPI) -> None:
-    async def answer(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ANSWERED)
+    @app.exception_handler(HookswitchError)
+    async def _answer(request: Request, exc: HookswitchError) -> JSONResponse:
         return problem_response(exc, _rate_headers(request))
-
-    for cls in ANSWERED:
-        app.add_exception_handler(cls, answer)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

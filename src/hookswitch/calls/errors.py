@@ -1,16 +1,29 @@
-"""Errors of the call-control service. Each has a stable ``code``; the HTTP status for a
-code lives only in ``api/problems.py``."""
+"""Errors of the call-control service, and the one base of every error a client can be
+told about. Each has a stable ``code``; the HTTP status for a code lives only in
+``api/problems.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-class CallControlError(Exception):
-    code = "call-control-error"
-    title = "Call control error"
+
+class HookswitchError(Exception):
+    """An error a client is told about: a stable ``code``, a ``title`` per class and a
+    ``detail`` that says what was wrong and what is expected; ``headers`` for an answer that
+    needs some (Retry-After)."""
+
+    code = "error"
+    title = "Error"
+    headers: Mapping[str, str] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class CallControlError(HookswitchError):
+    code = "call-control-error"
+    title = "Call control error"
 
 
 class NotOwner(CallControlError):

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookswitch.calls.errors import HookswitchError
 from hookswitch.events.models import EventRow
 from hookswitch.events.outbox import EVENT_UID, OutboxEvent
 
@@ -34,13 +35,9 @@ FROM_THE_START = "0"  # Last-Event-ID that replays the user's whole stream
 TokensAlive = Callable[[set[str]], Awaitable[set[str]]]
 
 
-class StreamError(Exception):
+class StreamError(HookswitchError):
     code = "stream-error"
     title = "Event stream error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class BadCursor(StreamError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from sippy.SipContact import SipContact
 from sippy.SipHeader import SipHeader
@@ -44,6 +44,8 @@ class Registrar:
                 return req.genResponse(403, "Forbidden"), True
             case Authenticated(user=user):
                 return self._update(req, user.id), False
+            case _:
+                assert_never(verdict)
 
     def _update(self, req: Any, user_id: Any) -> Any:
         # Expires, Contact and its expires parameter were checked by validate.check_request.
