@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+# Test processes: most tests wait on phones and timers, so more than the 2 cores pay off
+# (7:51 -> 3:48 for the SQLite pass). A file's tests stay in one process (module fixtures).
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install run test lint test-postgres clean
 
@@ -32,8 +36,8 @@ lint: install
 
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
 test: install phones lint
-	$(BIN)/pytest -q $(ARGS)
-	HOOKSWITCH_TEST_DB=postgresql $(BIN)/pytest -q -m "not sqlite_only" $(ARGS)
+	$(PYTEST) $(ARGS)
+	HOOKSWITCH_TEST_DB=postgresql $(PYTEST) -m "not sqlite_only" $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
