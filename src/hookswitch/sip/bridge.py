@@ -14,7 +14,6 @@ with the destination's SDP (SIP-NOTES.md, "Click-to-dial").
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -81,6 +80,9 @@ NewUa = Callable[..., Any]
 
 
 class Bridge:
+    __slots__ = ("_busy", "_emit", "_inputs", "_new_ua", "_now_us", "_on_dialogs", "_on_done",
+                 "_timers", "_uas", "call_id", "machine", "offer")
+
     def __init__(
         self,
         machine: BridgeMachine,
@@ -102,7 +104,7 @@ class Bridge:
         self._uas: dict[Peer, Any] = {CALLER: caller} if caller is not None else {}
         self.offer = offer  # the caller's SDP, offered to the callee
         self._timers: dict[Timer, Any] = {}
-        self._inputs: deque[tuple[BridgeInput, Any]] = deque()
+        self._inputs: list[tuple[BridgeInput, Any]] = []  # a deque costs 10 times more
         self._busy = False
 
     @property
@@ -135,7 +137,7 @@ class Bridge:
         self._busy = True
         try:
             while self._inputs:
-                self._step(*self._inputs.popleft())
+                self._step(*self._inputs.pop(0))
         finally:
             self._busy = False
 
@@ -145,7 +147,7 @@ class Bridge:
         try:
             self._run(actions, None)
             while self._inputs:
-                self._step(*self._inputs.popleft())
+                self._step(*self._inputs.pop(0))
         finally:
             self._busy = False
 

@@ -445,19 +445,23 @@ def phrase_for_status(status: int) -> str:
     return _PHRASES.get(status, "Call Failed")
 
 
-@dataclass
+@dataclass(slots=True)
 class BridgeMachine:
     """One call's SIP side. Create it with ``offered`` (a phone's INVITE) or
-    ``click_to_dial`` and feed it with ``handle``."""
+    ``click_to_dial`` and feed it with ``handle``.
+
+    Lists rather than sets, and two flags rather than a dict: a server holds thousands of
+    these, and an empty set costs four times an empty list."""
 
     call_id: CallId
     state: BridgeState
-    devices: set[int] = field(default_factory=set)  # user devices still ringing
-    forks: set[int] = field(default_factory=set)  # callee forks still ringing
+    devices: list[int] = field(default_factory=list)  # user devices still ringing
+    forks: list[int] = field(default_factory=list)  # callee forks still ringing
     callee: Peer | None = None
     caller_up: bool = False  # the caller's dialog is established (not a pending INVITE)
     statuses: list[int] = field(default_factory=list)  # of failed devices or forks
-    held: dict[Role, bool] = field(default_factory=dict)
+    caller_holds: bool = False
+    callee_holds: bool = False
     dialogs_saved: bool = False
 
     @classmethod
@@ -471,7 +475,7 @@ class BridgeMachine:
         machine = cls(call_id, BridgeState.RINGING_USER)
         actions: list[Action] = []
         for number, target in enumerate(ring.devices):
-            machine.devices.add(number)
+            machine.devices.append(number)
             actions.append(CallDevice(Peer(Role.DEVICE, number), target, ring.display_name,
                                       ring.shown_number, ring.auto_answer))
         actions.append(StartTimer(Timer.USER, ring.timeout))
@@ -499,8 +503,8 @@ class BridgeMachine:
                 return self._peer_kind(peer, K.DEVICE_ANSWERED, fork, K.CALLER_ANSWERED,
                                        K.CALLEE_ANSWERED)
             case Failed(peer=peer):
-                last_device = self.devices == {peer.number}
-                last_fork = self.forks == {peer.number}
+                last_device = self.devices == [peer.number]
+                last_fork = self.forks == [peer.number]
                 return self._peer_kind(
                     peer, K.LAST_DEVICE_FAILED if last_device else K.DEVICE_FAILED,
                     K.LAST_FORK_FAILED if last_fork else K.FORK_FAILED,
@@ -620,14 +624,14 @@ class BridgeMachine:
     def _dial(self, event: DialTargets) -> list[Action]:
         actions: list[Action] = []
         for number, target in enumerate(event.targets):
-            self.forks.add(number)
+            self.forks.append(number)
             actions.append(CallFork(Peer(Role.FORK, number), target, event.caller_number,
                                     event.caller_name, event.callee_number))
         actions.append(StartTimer(Timer.RING, event.ring_timeout))
         return actions
 
     def _user_picked_up(self, event: Answered) -> list[Action]:
-        self.devices.discard(event.peer.number)
+        _discard(self.devices, event.peer.number)
         actions: list[Action] = [*self._disconnect_all(self.devices, Role.DEVICE),
                                  StopTimer(Timer.USER), BecomeCaller(event.peer)]
         if event.late_offer:
@@ -644,7 +648,7 @@ class BridgeMachine:
         return [*actions, Report(CalleeRinging(call_id=self.call_id, at_us=event.at_us))]
 
     def _fork_answered(self, event: Answered, relay: bool) -> list[Action]:
-        self.forks.discard(event.peer.number)
+        _discard(self.forks, event.peer.number)
         self.callee = event.peer
         actions: list[Action] = [*self._disconnect_all(self.forks, Role.FORK),
                                  StopTimer(Timer.RING)]
@@ -659,9 +663,12 @@ class BridgeMachine:
             return []  # nobody to relay it to yet (a picked-up user's phone)
         from_caller = event.peer.role is Role.CALLER
         actions: list[Action] = [Relay(self.callee if from_caller else CALLER)]
-        before = any(self.held.values())
-        self.held[Role.CALLER if from_caller else Role.FORK] = event.holds
-        after = any(self.held.values())
+        before = self.caller_holds or self.callee_holds
+        if from_caller:
+            self.caller_holds = event.holds
+        else:
+            self.callee_holds = event.holds
+        after = self.caller_holds or self.callee_holds
         if before != after:
             actions.append(Report(HoldChanged(call_id=self.call_id, held=after,
                                               at_us=event.at_us)))
@@ -674,9 +681,9 @@ class BridgeMachine:
         if isinstance(event, Failed | HungUp):
             self.statuses.append(event.status if isinstance(event, Failed) else 500)
             pending = self.devices if event.peer.role is Role.DEVICE else self.forks
-            pending.discard(event.peer.number)
+            _discard(pending, event.peer.number)
 
-    def _disconnect_all(self, numbers: set[int], role: Role) -> list[Action]:
+    def _disconnect_all(self, numbers: list[int], role: Role) -> list[Action]:
         actions: list[Action] = [Disconnect(Peer(role, number)) for number in sorted(numbers)]
         numbers.clear()
         return actions
@@ -706,3 +713,8 @@ class BridgeMachine:
             if status in self.statuses:
                 return status
         return min(self.statuses, default=480)
+
+
+def _discard(numbers: list[int], number: int) -> None:
+    if number in numbers:
+        numbers.remove(number)
