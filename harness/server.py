@@ -24,6 +24,7 @@ from .wait import WaitTimeout, wait_until
 HOOKSWITCH = Path(sys.executable).with_name("hookswitch")
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
 OTHER_TENANT = "5f0c7a52-9d61-4c3e-b1a4-0c2f6d1e9a77"
+WEB_PASSWORDS = {"200": "web-pass-200-john", "210": "web-pass-210-jane"}
 PASSWORDS = {"200": "pass-200-john", "210": "pass-210-jane", "220": "pass-220-bob"}
 OTHER_PASSWORD = "pass-300-other"
 
@@ -31,8 +32,10 @@ OTHER_PASSWORD = "pass-300-other"
 def provisioning_toml(
     *, http: str, sip: str, database: str, trunk_port: int | None, ring_timeout: float,
     click_to_dial_timeout: float = 30, auto_answer: str = "", webhook: str = "",
-    server_extra: str = "",
+    server_extra: str = "", extra: str = "",
 ) -> str:
+    """The tests' provisioning file; ``extra`` is appended (top-level tables such as
+    ``[[integrations]]``)."""
     trunk = (
         f'\n[[tenants.trunks]]\nname = "carrier"\naddress = "127.0.0.1:{trunk_port}"\n'
         if trunk_port
@@ -62,6 +65,7 @@ sip_password = "{PASSWORDS['200']}"
 {aa("200")}
 api_token = "tok-john"
 numbers = ["+3228990200"]
+password = "{WEB_PASSWORDS['200']}"
 
 [[tenants.users]]
 extension = "210"
@@ -70,6 +74,7 @@ sip_password = "{PASSWORDS['210']}"
 {aa("210")}
 api_token = "tok-jane"
 numbers = ["+3228990210"]
+password = "{WEB_PASSWORDS['210']}"
 
 [[tenants.users]]
 extension = "220"
@@ -88,6 +93,7 @@ extension = "300"
 name = "Other Person"
 sip_password = "{OTHER_PASSWORD}"
 api_token = "tok-other"
+{extra}
 """
 
 
@@ -207,7 +213,7 @@ class RunningServer:
 def new_server(workdir: Path, database: str, *, trunk: bool = True,
                ring_timeout: float = 60.0, click_to_dial_timeout: float = 30.0,
                auto_answer: str = "", webhook: str = "",
-               server_extra: str = "") -> RunningServer:
+               server_extra: str = "", extra: str = "") -> RunningServer:
     server = RunningServer(
         workdir=workdir,
         database=database,
@@ -226,6 +232,7 @@ def new_server(workdir: Path, database: str, *, trunk: bool = True,
             auto_answer=auto_answer,
             webhook=webhook,
             server_extra=server_extra,
+            extra=extra,
         )
     )
     return server

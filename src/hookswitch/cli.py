@@ -15,6 +15,7 @@ from hookswitch.config import (
     Provisioning,
     ServerSection,
     WebhookSection,
+    demo_integration,
     demo_tenant,
     load_provisioning,
 )
@@ -43,10 +44,13 @@ def _provisioning(
         provisioning = provisioning.model_copy(
             update={"tenants": [*provisioning.tenants, tenant]}
         )
+    if demo and not any(i.slug == demo_integration().slug for i in provisioning.integrations):
+        provisioning = provisioning.model_copy(
+            update={"integrations": [*provisioning.integrations, demo_integration()]})
     return provisioning
 
 
-def _print_demo(provisioning: Provisioning, sip: str) -> None:
+def _print_demo(provisioning: Provisioning, sip: str, http: str) -> None:
     tenant = demo_tenant()
     host = sip.rpartition(":")[0]
     typer.echo("hookswitch demo tenant (do not expose these credentials beyond this machine)")
@@ -57,6 +61,11 @@ def _print_demo(provisioning: Provisioning, sip: str) -> None:
             f"  {user.extension} {user.name:<9} SIP user {user.extension} "
             f"password {user.sip_password}  API token {user.api_token}"
         )
+    typer.echo(f"  user portal http://{http}/portal/  log in as "
+               + ", ".join(f"{u.extension} / {u.password}" for u in tenant.users))
+    integration = demo_integration()
+    typer.echo(f"  integration {integration.slug}: client_id {integration.client_id}, "
+               f"client_secret {integration.client_secret} (examples/integrator/)")
 
 
 @app.command()
@@ -96,7 +105,7 @@ def serve(
         sip_trace=sip_trace,
     )
     if demo:
-        _print_demo(provisioning, options.sip)
+        _print_demo(provisioning, options.sip, options.http)
     try:
         run_server(provisioning, options)
     except StartupRefused as exc:

@@ -64,6 +64,13 @@ class ServerSection(_Strict):
     webhook_retry_first_interval: Annotated[float, Field(gt=0)] = 1.0
     webhook_retry_max_interval: Annotated[float, Field(gt=0)] = 600.0
     webhook_give_up_after: Annotated[float, Field(gt=0)] = 3600.0
+    # Integrations: OAuth token lifetimes (seconds), the retry window of a refresh, how long
+    # an integrator's Activation URL may take, and a portal login's lifetime.
+    access_token_ttl: Annotated[int, Field(gt=0)] = 3600
+    refresh_token_ttl: Annotated[int, Field(gt=0)] = 30 * 86400
+    refresh_grace: Annotated[float, Field(ge=0, le=300)] = 10.0
+    activation_timeout: Annotated[float, Field(gt=0, le=60)] = 10.0
+    session_ttl: Annotated[int, Field(gt=0)] = 8 * 3600
     # Live event streams (GET /v3/events) one user may hold open at once; the next gets 429.
     max_streams_per_user: Annotated[int, Field(gt=0, le=1000)] = 10
 
@@ -81,6 +88,8 @@ class UserSection(_Strict):
     api_token: str | None = None
     numbers: list[str] = []
     auto_answer: bool = False
+    # Web (user portal) password; not the SIP password. Stored as an argon2 hash only.
+    password: Annotated[str, Field(min_length=8)] | None = None
 
     @field_validator("extension")
     @classmethod
@@ -140,9 +149,51 @@ class TenantSection(_Strict):
         return self
 
 
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class IntegrationSection(_Strict):
+    """A third-party application users may connect to (``[[integrations]]``)."""
+
+    slug: str
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    client_id: Annotated[str, Field(min_length=1, max_length=100)]
+    client_secret: Annotated[str, Field(min_length=8)]
+    activation_url: str
+    deactivation_url: str
+    redirect_urls: Annotated[list[str], Field(min_length=1)]
+    validation_headers: dict[str, str] = {}
+    webhook_url: str | None = None
+    webhook_headers: dict[str, str] = {}
+    webhook_secret: str | None = None
+    logo: str | None = None  # a file name under the portal's static folder, or an https URL
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("a slug is 2 to 63 lower-case letters, digits and dashes")
+        return value
+
+    @field_validator("activation_url", "deactivation_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("redirect_urls")
+    @classmethod
+    def _redirects(cls, value: list[str]) -> list[str]:
+        for url in value:
+            cls._url(url)
+        return value
+
+
 class Provisioning(_Strict):
     server: ServerSection = ServerSection()
     tenants: list[TenantSection] = []
+    integrations: list[IntegrationSection] = []
 
     @model_validator(mode="after")
     def _global_unique(self) -> Provisioning:
@@ -157,6 +208,10 @@ class Provisioning(_Strict):
             raise ValueError("sip_domain must be unique across tenants")
         if self.server.default_tenant and str(self.server.default_tenant) not in ids:
             raise ValueError("server.default_tenant names no tenant of this file")
+        for key in ("slug", "client_id"):
+            values = [getattr(i, key) for i in self.integrations]
+            if len(set(values)) != len(values):
+                raise ValueError(f"integration {key}s must be unique")
         return self
 
 
@@ -168,12 +223,22 @@ def load_provisioning(path: Path) -> Provisioning:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return Provisioning.model_validate(data)
+        provisioning = Provisioning.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+    return provisioning.model_copy(update={"integrations": [
+        _logo_beside(integration, path.parent) for integration in provisioning.integrations]})
+
+
+def _logo_beside(integration: IntegrationSection, folder: Path) -> IntegrationSection:
+    """A logo file named in the file is found beside it, wherever the server starts."""
+    logo = integration.logo
+    if logo is None or "://" in logo or Path(logo).is_absolute():
+        return integration
+    return integration.model_copy(update={"logo": str((folder / logo).resolve())})
 
 
 DEMO_TENANT_ID = uuid.UUID("b11d749b-8eb7-4236-a068-3d94ba3860d6")
@@ -191,6 +256,7 @@ def demo_tenant() -> TenantSection:
                 sip_password="demo-200-pass",
                 api_token="demo-token-200",
                 numbers=["+3228990200"],
+                password="demo-web-200",
             ),
             UserSection(
                 extension="210",
@@ -198,6 +264,25 @@ def demo_tenant() -> TenantSection:
                 sip_password="demo-210-pass",
                 api_token="demo-token-210",
                 numbers=["+3228990210"],
+                password="demo-web-210",
             ),
         ],
+    )
+
+
+def demo_integration() -> IntegrationSection:
+    """The example integrator of the README (examples/integrator/), as DESIGN.md names it."""
+    return IntegrationSection(
+        slug="acme-crm",
+        name="Acme CRM",
+        client_id="acme-crm",
+        client_secret="acme-secret",
+        activation_url="http://127.0.0.1:9100/telephony/activate",
+        deactivation_url="http://127.0.0.1:9100/telephony/deactivate",
+        redirect_urls=["http://127.0.0.1:9100/"],
+        validation_headers={"X-Acme-Key": "k1"},
+        webhook_url="http://127.0.0.1:9100/telephony/events",
+        webhook_headers={"X-Acme-Key": "k1"},
+        webhook_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        logo=str(Path(__file__).parent / "web" / "static" / "acme-crm.svg"),
     )

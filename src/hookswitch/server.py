@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookswitch.api.app import HttpApp, create_app
 from hookswitch.api.idempotency import IdempotencyStore
-from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.api.services import Services
 from hookswitch.calls.commands import CallEnded, Command, Signal
@@ -46,6 +47,8 @@ from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
 from hookswitch.events.worker import EventsWorker
 from hookswitch.heap import settle_after_startup
+from hookswitch.integrations.provisioning import apply_integrations, end_removed
+from hookswitch.integrations.service import Integrations
 from hookswitch.sip.location import Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
@@ -54,6 +57,7 @@ from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
 from hookswitch.store.writes import Writer
+from hookswitch.web import routes as portal
 
 if TYPE_CHECKING:
     from hookswitch.sip.gateway import SipGateway
@@ -131,9 +135,14 @@ def build(
             idempotency=IdempotencyStore(sessions, writer),
             health=health,
             broadcaster=broadcaster,
+            integrations=Integrations(sessions, writer, settings),
+            writer=writer,
+            login_throttle=LoginThrottle(settings.rate_limit_storage),
+            session_ttl=timedelta(seconds=settings.session_ttl),
         ),
         max_body_bytes=settings.max_body_bytes,
     )
+    portal.install(app)
     return Core(switch, call_control, broadcaster, app)
 
 
@@ -314,9 +323,12 @@ class Server:
 
 
 async def apply_file(session: AsyncSession, provisioning: Provisioning) -> None:
-    """The provisioning file, every room's part of it, in one transaction."""
+    """The provisioning file, every room's part of it, in one transaction. Activations
+    that its removals end are ended (and announced) before the users go."""
+    await end_removed(session, provisioning)
     await apply_provisioning(session, provisioning)
     await apply_webhooks(session, provisioning)
+    await apply_integrations(session, provisioning)
 
 
 def bind_http(address: str) -> socket.socket:

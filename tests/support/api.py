@@ -81,12 +81,14 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
 
 @asynccontextmanager
 async def running_api(
-    folder: Path, database: str, *, rate_limit: tuple[int, int] = (10, 20)
+    folder: Path, database: str, *, rate_limit: tuple[int, int] = (10, 20),
+    server_extra: str = "", extra: str = "",
 ) -> AsyncIterator[Api]:
     """The app on a migrated, provisioned database, with a client; stopped on exit."""
     path = folder / "p.toml"
     path.write_text(provisioning_toml(http="127.0.0.1:1", sip="127.0.0.1:2", database=database,
-                                      trunk_port=5080, ring_timeout=60))
+                                      trunk_port=5080, ring_timeout=60,
+                                      server_extra=server_extra, extra=extra))
     provisioning = load_provisioning(path)
     engine = make_engine(database)
     await migrate(engine)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
-from hookswitch.api.routes import call_control, events
+from hookswitch.api.routes import call_control, events, oauth
 from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
 from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
@@ -32,6 +32,7 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     problems.install(app)
     app.include_router(call_control.router)
     app.include_router(events.router)
+    app.include_router(oauth.router)
 
     @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up",
              response_model=Health,

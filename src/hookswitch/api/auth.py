@@ -32,7 +32,7 @@ async def authenticated(
     async with services.sessions() as session:
         principal = await principal_for(session, credentials.credentials)
     if principal is None:
-        raise Unauthorized("the token is unknown, revoked or expired")
+        raise Unauthorized("the token is unknown, revoked or expired", token_given=True)
     return principal
 
 

@@ -30,8 +30,12 @@ class Unauthorized(ApiError):
     code = "unauthorized"
     title = "Missing or invalid bearer token"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="hookswitch"'})
+    def __init__(self, detail: str, *, token_given: bool = False) -> None:
+        # RFC 6750 section 3.1: a token that was sent but is not (or no longer) valid is
+        # "invalid_token", so a client knows to refresh rather than to ask for one.
+        challenge = 'Bearer realm="hookswitch"' + (', error="invalid_token"'
+                                                   if token_given else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class RateLimited(ApiError):

@@ -40,6 +40,13 @@ from hookswitch.calls.errors import (
     NotParticipant,
 )
 from hookswitch.events.stream import BadCursor, TooManyStreams
+from hookswitch.integrations.service import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    OAuthError,
+    UnsupportedGrantType,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://hookswitch.dev/problems/"
@@ -64,6 +71,11 @@ STATUS: dict[type[Exception], int] = {
     IdempotencyKeyReused: 422,
     RateLimited: 429,
     InternalError: 500,
+    # the OAuth endpoints (RFC 6749 section 5.2)
+    InvalidRequest: 400,
+    InvalidGrant: 400,
+    UnsupportedGrantType: 400,
+    InvalidClient: 401,
 }
 
 
@@ -160,6 +172,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HookswitchError)
     async def _answer(request: Request, exc: HookswitchError) -> JSONResponse:
         return problem_response(exc, _rate_headers(request))
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
+        # RFC 6749's error object, not a problem document: what OAuth clients parse.
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if isinstance(exc, InvalidClient):
+            headers["WWW-Authenticate"] = 'Basic realm="hookswitch"'
+        return JSONResponse({"error": exc.code, "error_description": exc.detail},
+                            status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -66,3 +66,26 @@ class RateLimiter:
         stats = await self._limiter.get_window_stats(self.item, SCOPE, key)
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, self.item.amount, stats.remaining, reset_after)
+
+
+class LoginThrottle:
+    """Failed portal logins per (login, source address): five in ten minutes, then wait.
+    A window, not a lock: the user is never locked out for good, and guessing from one
+    address cannot lock the user out from another. The same storage as the API's limit
+    (``rate_limit_storage``), so several servers share it."""
+
+    ITEM = RateLimitItemPerMinute(5, 10)
+
+    def __init__(self, storage_uri: str = "memory://") -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+
+    async def wait_seconds(self, login: str, source: str) -> int:
+        """0 if a try is allowed, else how long until it is."""
+        key = (login.strip().lower()[:100], source)
+        if await self._limiter.test(self.ITEM, "portal-login", *key):
+            return 0
+        stats = await self._limiter.get_window_stats(self.ITEM, "portal-login", *key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def failed(self, login: str, source: str) -> None:
+        await self._limiter.hit(self.ITEM, "portal-login", login.strip().lower()[:100], source)

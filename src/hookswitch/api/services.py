@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.api.idempotency import IdempotencyStore
-from hookswitch.api.ratelimit import RateLimiter
+from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.calls.control import CallControl
 from hookswitch.events.stream import Broadcaster
+from hookswitch.integrations.service import Integrations
+from hookswitch.store.writes import Writer
 
 
 @dataclass
@@ -23,6 +26,10 @@ class Services:
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     broadcaster: Broadcaster
+    integrations: Integrations
+    writer: Writer  # the one writer (portal sessions)
+    login_throttle: LoginThrottle
+    session_ttl: timedelta  # a portal login's lifetime
     health: Callable[[], HealthStatus]
 
 

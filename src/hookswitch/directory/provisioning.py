@@ -30,6 +30,7 @@ from hookswitch.directory.models import (
     TrunkRow,
     UserRow,
 )
+from hookswitch.directory.passwords import hash_secret, secret_matches
 
 
 def user_id_for(tenant_id: uuid.UUID | str, extension: str) -> str:
@@ -62,6 +63,12 @@ async def _remove_others(session: AsyncSession, table: type[UserRow | TrunkRow],
 async def _apply_user(session: AsyncSession, tenant: TenantSection, user: UserSection) -> str:
     user_id = user_id_for(tenant.id, user.extension)
     realm = tenant.sip_domain or str(tenant.id)  # as Tenant.realm: the HA1 depends on it
+    existing = await session.get(UserRow, user_id)
+    password_hash = existing.password_hash if existing else None
+    if user.password is None:
+        password_hash = None
+    elif not secret_matches(password_hash, user.password):
+        password_hash = hash_secret(user.password)  # argon2: salted, slow on purpose
     await session.merge(UserRow(
         id=user_id,
         tenant_id=str(tenant.id),
@@ -70,6 +77,7 @@ async def _apply_user(session: AsyncSession, tenant: TenantSection, user: UserSe
         ha1_md5=digest_ha1("MD5", user.extension, realm, user.sip_password),
         ha1_sha256=digest_ha1("SHA-256", user.extension, realm, user.sip_password),
         auto_answer=user.auto_answer,
+        password_hash=password_hash,
     ))
     await session.execute(delete(NumberRow).where(NumberRow.user_id == user_id))
     for position, number in enumerate(user.numbers):

@@ -18,6 +18,9 @@ class EventRow(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(40), unique=True)  # the webhook-id (dedupe key)
+    # "call" (a leg's state change), "summary" (after its HANGUP), or "deactivation" (an
+    # integration's end, for its Deactivation URL). Live streams show calls only.
+    kind: Mapped[str] = mapped_column(String(16), default="call", server_default="call")
     tenant_id: Mapped[str] = mapped_column(String(36))
     user_id: Mapped[str] = mapped_column(String(36), index=True)
     leg_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -44,14 +47,29 @@ class DeliveryRow(Base):
 
 
 class WebhookRow(Base):
-    """Where a tenant's call events are POSTed (``[[tenants.webhooks]]``); disabled by
-    a 410."""
+    """Where events are POSTed: a tenant's webhook (``[[tenants.webhooks]]``, kind
+    ``tenant``), an integration's webhook (``events``) or its Deactivation URL
+    (``deactivation``). Disabled by a 410."""
 
     __tablename__ = "webhooks"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="tenant", server_default="tenant")
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str | None] = mapped_column(String(200))
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     extensions: Mapped[list[str] | None] = mapped_column(JSON)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSubscriptionRow(Base):
+    """A webhook that receives one user's events (and their summaries): an integration's,
+    while the user has it activated. Tenant webhooks need none (their tenant's users)."""
+
+    __tablename__ = "webhook_subscriptions"
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookswitch.events.models import WebhookRow
+from hookswitch.events.models import WebhookRow, WebhookSubscriptionRow
 from hookswitch.events.payload import LegRecord, call_event
 
 # An event's unique id: the webhook-id of its deliveries and the id of its SSE message.
@@ -33,32 +33,50 @@ class Subscription:
 
 @dataclass
 class Subscriptions:
-    """Which webhooks receive which users' events; a webhook answered 410 is dropped."""
+    """Which webhooks receive which users' events: a tenant's webhooks its users' (or some
+    extensions'), and an integration's webhook the users who activated it (``by_user``,
+    who also get summaries). A webhook answered 410 is dropped."""
 
     by_tenant: dict[str, list[Subscription]] = field(default_factory=dict)
+    by_user: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Subscriptions:
-        rows = (await session.scalars(
-            select(WebhookRow).where(WebhookRow.disabled_at.is_(None))
-        )).all()
+        live = WebhookRow.disabled_at.is_(None)
         subs = cls()
-        for row in rows:
-            subs.by_tenant.setdefault(row.tenant_id, []).append(
-                Subscription(row.id, row.tenant_id,
+        for row in (await session.scalars(
+                select(WebhookRow).where(live, WebhookRow.kind == "tenant"))).all():
+            subs.by_tenant.setdefault(str(row.tenant_id), []).append(
+                Subscription(row.id, str(row.tenant_id),
                              frozenset(row.extensions) if row.extensions is not None else None)
             )
+        for webhook_id, user_id in (await session.execute(
+                select(WebhookSubscriptionRow.webhook_id, WebhookSubscriptionRow.user_id)
+                .join(WebhookRow, WebhookRow.id == WebhookSubscriptionRow.webhook_id)
+                .where(live))).all():
+            subs.by_user.setdefault(user_id, []).append(webhook_id)
         return subs
 
-    def for_user(self, tenant_id: str, extension: str) -> list[str]:
+    def replace_with(self, newer: Subscriptions) -> None:
+        """Take what was loaded again (an activation began or ended), in place: the
+        recorder and the sender hold this object."""
+        self.by_tenant, self.by_user = newer.by_tenant, newer.by_user
+
+    def for_user(self, tenant_id: str, extension: str, user_id: str = "") -> list[str]:
         return [
             sub.webhook_id for sub in self.by_tenant.get(tenant_id, [])
             if sub.extensions is None or extension in sub.extensions
-        ]
+        ] + self.by_user.get(user_id, [])
+
+    def summaries_for(self, user_id: str) -> list[str]:
+        """Summaries go to integrations' webhooks only (DESIGN.md, Integrations)."""
+        return self.by_user.get(user_id, [])
 
     def disable(self, webhook_id: str) -> None:
         for tenant, subs in self.by_tenant.items():
             self.by_tenant[tenant] = [s for s in subs if s.webhook_id != webhook_id]
+        for user, hooks in self.by_user.items():
+            self.by_user[user] = [hook for hook in hooks if hook != webhook_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +88,7 @@ class OutboxEvent:
     user_id: str
     leg_id: str
     payload: str
+    kind: str = "call"  # live streams show calls only
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +106,22 @@ def event_values(
     leg: LegRecord, user_id: str, state: str, sequence: int, at_us: int, reason: str | None
 ) -> dict[str, Any]:
     """The columns of one call event's outbox row, all but its id."""
+    return outbox_values("call", str(leg.tenant_id), user_id, str(leg.id), sequence,
+                         call_event(leg, state, sequence, at_us, reason))
+
+
+def outbox_values(kind: str, tenant_id: str, user_id: str, stream_id: str, sequence: int,
+                  payload: dict[str, Any]) -> dict[str, Any]:
+    """The columns of an outbox row of any kind (call, summary, deactivation), all but its
+    id; ``stream_id`` orders its deliveries (a leg's, an activation's)."""
     return {
         "uid": new_event_uid(),
-        "tenant_id": str(leg.tenant_id),
+        "kind": kind,
+        "tenant_id": tenant_id,
         "user_id": user_id,
-        "leg_id": str(leg.id),
+        "leg_id": stream_id,
         "sequence": sequence,
-        "payload": json.dumps(call_event(leg, state, sequence, at_us, reason)),
+        "payload": json.dumps(payload),
         "created_at": datetime.now(UTC),
     }
 

@@ -45,7 +45,35 @@ def call_event(leg: LegRecord, state: str, sequence: int, at_us: int,
         # Added fields (not in the vendor's documents): kept as strings like the rest.
         "call_id": str(leg.call_id),
         "sequence": str(sequence),
+        "type": "call",
     }
     if reason is not None:
         event["reason"] = reason
     return event
+
+
+def summary_event(leg: LegRecord, sequence: int, started_us: int, answered_us: int | None,
+                  ended_us: int, reason: str) -> dict[str, Any]:
+    """After a leg's HANGUP, what happened to it as a whole (the vendor's "summaries"; the
+    shape is DESIGN.md's): times in epoch microseconds and the answered duration in whole
+    seconds, all strings; ``answered_at`` is "" for a call never answered."""
+    duration = (ended_us - answered_us) // 1_000_000 if answered_us is not None else 0
+    return {
+        "type": "summary",
+        "tenant_id": str(leg.tenant_id),
+        "user_extension": leg.extension,
+        "id": str(leg.id),
+        "call_id": str(leg.call_id),
+        "sequence": str(sequence),
+        "direction": leg.direction,
+        "caller_number": leg.caller_number,
+        "caller_name": leg.caller_name or leg.caller_number,
+        "callee_number": leg.callee_number,
+        "callee_name": leg.callee_name or leg.callee_number,
+        "started_at": str(started_us),
+        "answered_at": str(answered_us) if answered_us is not None else "",
+        "ended_at": str(ended_us),
+        "duration": str(max(0, duration)),
+        "reason": reason,
+        "timestamp": str(ended_us),
+    }

@@ -26,8 +26,11 @@ from hookswitch.events.outbox import (
     Subscriptions,
     delivery_values,
     event_values,
+    outbox_values,
 )
+from hookswitch.events.payload import summary_event
 from hookswitch.store.base import Base
+from hookswitch.store.db import as_utc
 from hookswitch.store.dialogs import DialogRow, dialog_json
 from hookswitch.store.legs import CallRow, LegChangeRow, LegRow
 from hookswitch.store.lock import DEFAULT_NODE
@@ -38,6 +41,10 @@ log = structlog.get_logger("hookswitch.store")
 
 def _at(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def _us(moment: datetime) -> int:
+    return int(as_utc(moment).timestamp() * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +184,18 @@ class Recorder:
         if updates:
             await conn.execute(_UPDATE_LEG, updates)
         await conn.execute(_CHANGES.insert(), [_change_values(c) for c in changes])
-        events = [self._event_values(c) for c in changes]
+        # Each change's call event, for every webhook of its user; after a HANGUP, its
+        # summary, for the integrations the user activated.
+        outbox = [row for change in changes for row in self._outbox_rows(change)]
+        events = [values for values, _ in outbox]
         # RETURNING in parameter order gives each event its id, which orders the streams.
         event_ids = (await conn.execute(
             _EVENTS.insert().returning(_EVENTS.c.id, sort_by_parameter_order=True), events
         )).scalars().all()
         deliveries = [
-            delivery_values(event_id, event["leg_id"], event["created_at"], webhook_id)
-            for event_id, event, change in zip(event_ids, events, changes, strict=True)
-            for webhook_id in self._webhooks_of(change.leg_id)
+            delivery_values(event_id, values["leg_id"], values["created_at"], webhook_id)
+            for event_id, (values, webhooks) in zip(event_ids, outbox, strict=True)
+            for webhook_id in webhooks
         ]
         delivery_ids: Sequence[int] = []
         if deliveries:
@@ -194,7 +204,7 @@ class Recorder:
                 deliveries,
             )).scalars().all()
         return (
-            [OutboxEvent(event_id, e["uid"], e["user_id"], e["leg_id"], e["payload"])
+            [OutboxEvent(event_id, e["uid"], e["user_id"], e["leg_id"], e["payload"], e["kind"])
              for event_id, e in zip(event_ids, events, strict=True)],
             [OutboxDelivery(delivery_id, d["event_id"], d["webhook_id"], d["leg_id"],
                             d["created_at"])
@@ -238,15 +248,22 @@ class Recorder:
             self._forget_ended(changes)
         return len(changes)
 
-    def _event_values(self, change: LegChange) -> dict[str, Any]:
+    def _outbox_rows(self, change: LegChange) -> list[tuple[dict[str, Any], list[str]]]:
+        """The outbox rows of a change, each with the webhooks it goes to."""
         info = self._legs[change.leg_id]
         reason = change.reason.value if change.reason else None
-        return event_values(info, info.user_id, change.state.value, change.sequence,
-                            change.at_us, reason)
-
-    def _webhooks_of(self, leg_id: str) -> list[str]:
-        info = self._legs[leg_id]
-        return self.subscriptions.for_user(info.tenant_id, info.extension)
+        rows = [(event_values(info, info.user_id, change.state.value, change.sequence,
+                              change.at_us, reason),
+                 self.subscriptions.for_user(info.tenant_id, info.extension, info.user_id))]
+        summary_webhooks = self.subscriptions.summaries_for(info.user_id)
+        if change.state is LegState.HANGUP and summary_webhooks:
+            answered = change.answered_us if change.answered_us is not None \
+                else info.answered_us
+            summary = summary_event(info, change.sequence + 1, info.created_us, answered,
+                                    change.at_us, reason or HangupReason.FAILED.value)
+            rows.append((outbox_values("summary", info.tenant_id, info.user_id, info.id,
+                                       change.sequence + 1, summary), summary_webhooks))
+        return rows
 
     def _forget_ended(self, records: list[Record]) -> None:
         for record in records:
@@ -268,18 +285,22 @@ class _LegInfo:
     caller_name: str
     callee_number: str
     callee_name: str
+    created_us: int
+    answered_us: int | None = None  # known from the start only for a stored leg
 
     @classmethod
     def of(cls, leg: Leg) -> _LegInfo:
         return cls(leg.id, leg.call_id, leg.tenant_id, leg.user_id, leg.extension,
                    leg.direction.value, leg.caller.number, leg.caller.name,
-                   leg.callee.number, leg.callee.name)
+                   leg.callee.number, leg.callee.name, leg.created_us)
 
     @classmethod
     def of_row(cls, row: LegRow) -> _LegInfo:
+        answered = row.answered_at
         return cls(row.id, row.call_id, row.tenant_id, row.user_id, row.extension,
                    row.direction, row.caller_number, row.caller_name, row.callee_number,
-                   row.callee_name)
+                   row.callee_name, _us(row.created_at),
+                   _us(answered) if answered is not None else None)
 
 
 _CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS, _BINDINGS = (

@@ -119,9 +119,7 @@ class Sender:
         self._client = aiohttp.ClientSession(
             timeout=TIMEOUT, cookie_jar=aiohttp.DummyCookieJar(),
             headers={"user-agent": USER_AGENT})
-        async with self._sessions() as session:
-            for row in (await session.scalars(select(WebhookRow))).all():
-                self._targets[row.id] = Target(row.url, row.secret, dict(row.headers or {}))
+        await self._load_targets()
         await self._load_pending()
         self._background = [asyncio.create_task(self._rescan(), name="webhook-rescan"),
                             asyncio.create_task(self._flush_loop(), name="webhook-outcomes")]
@@ -289,9 +287,21 @@ class Sender:
         while True:
             await asyncio.sleep(RESCAN_EVERY)  # polling for CLI replays, not a sync point
             try:
+                await self._load_targets()
                 await self._load_pending()
             except Exception:
                 log.exception("webhooks.rescan_failed")
+
+    async def _load_targets(self) -> None:
+        """Where each webhook goes, and who subscribes to what: at start, and again at
+        every rescan, for what another process changed (an integration made or ended with
+        the command line)."""
+        async with self._sessions() as session:
+            rows = (await session.scalars(
+                select(WebhookRow).where(WebhookRow.disabled_at.is_(None)))).all()
+            self._subscriptions.replace_with(await Subscriptions.load(session))
+        self._targets = {row.id: Target(row.url, row.secret, dict(row.headers or {}))
+                         for row in rows}
 
     async def _load_pending(self) -> None:
         """Queue what the outbox holds as pending and memory does not know yet."""

@@ -93,6 +93,8 @@ class Broadcaster:
 
     def publish(self, events: Sequence[OutboxEvent]) -> None:
         for event in events:
+            if event.kind != "call":
+                continue  # summaries and deactivation notices go to integrations only
             for listener in self._listeners.get(event.user_id, ()):
                 try:
                     listener.queue.put_nowait(_Item(event.id, event.uid, event.payload))
@@ -121,7 +123,8 @@ class Broadcaster:
         async with self._sessions() as session:
             position = await session.scalar(
                 select(EventRow.id).where(EventRow.uid == last_event_id,
-                                          EventRow.user_id == user_id)
+                                          EventRow.user_id == user_id,
+                                          EventRow.kind == "call")
             )
         if position is None:
             raise BadCursor(f"no event {last_event_id} in this user's stream")
@@ -175,7 +178,8 @@ class Broadcaster:
         async with self._sessions() as session:
             rows = (await session.execute(
                 select(EventRow.id, EventRow.uid, EventRow.payload)
-                .where(EventRow.user_id == user_id, EventRow.id > after)
+                .where(EventRow.user_id == user_id, EventRow.id > after,
+                       EventRow.kind == "call")
                 .order_by(EventRow.id)
                 .limit(REPLAY_PAGE)
             )).all()

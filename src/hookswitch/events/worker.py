@@ -230,6 +230,10 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
     async def reply(request: Request) -> None:
         try:
             result = await recorder.write(request.command.run)
+            if getattr(request.command, "changes_subscriptions", False):
+                # An activation began or ended: its user's events go elsewhere from now on.
+                async with sessions() as session:
+                    subscriptions.replace_with(await Subscriptions.load(session))
             writer.write(_frame(Reply(request.id, result)))
         except Exception as exc:
             log.exception("events.request_failed", command=type(request.command).__name__)

@@ -15,6 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 class WriteCommand(Protocol):
+    """``run`` executes in the one writer's transaction. A command that sets a class
+    attribute ``changes_subscriptions = True`` makes the writer reload which webhooks get
+    which users' events once it is committed."""
+
     async def run(self, session: AsyncSession) -> object: ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hookswitch.events.payload import call_event
+from hookswitch.events.payload import call_event, summary_event
 
 # The RINGING event of the docs' Example 1: an external call from +3228992675 to 200.
 EXAMPLE_1 = {
@@ -38,7 +38,8 @@ def test_the_documented_example_comes_out_field_for_field() -> None:
     event = call_event(Leg(), "RINGING", 1, 1765209366386177, None)
     documented = {key: event[key] for key in EXAMPLE_1}
     assert documented == EXAMPLE_1
-    assert set(event) - set(EXAMPLE_1) == {"call_id", "sequence"}  # our added fields
+    assert set(event) - set(EXAMPLE_1) == {"call_id", "sequence", "type"}  # our additions
+    assert event["type"] == "call"
 
 
 def test_every_value_is_a_string() -> None:
@@ -49,3 +50,19 @@ def test_every_value_is_a_string() -> None:
 
 def test_reason_only_on_hangup() -> None:
     assert "reason" not in call_event(Leg(), "ACTIVE", 2, 1, None)
+
+
+def test_a_summary_of_an_answered_leg() -> None:
+    summary = summary_event(Leg(), 4, 1_000_000, 3_000_000, 65_500_000, "completed")
+    assert summary == {
+        "type": "summary", "tenant_id": Leg.tenant_id, "user_extension": "200",
+        "id": Leg.id, "call_id": Leg.call_id, "sequence": "4", "direction": "in",
+        "caller_number": "+3228992675", "caller_name": "+3228992675",
+        "callee_number": "200", "callee_name": "John Doe", "started_at": "1000000",
+        "answered_at": "3000000", "ended_at": "65500000", "duration": "62",
+        "reason": "completed", "timestamp": "65500000"}
+
+
+def test_a_summary_of_a_leg_never_answered() -> None:
+    summary = summary_event(Leg(), 2, 1_000_000, None, 9_000_000, "no-answer")
+    assert (summary["answered_at"], summary["duration"]) == ("", "0")
