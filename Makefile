@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,examples]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,7 +30,7 @@ phones:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
 
 lint: install
-	$(BIN)/ruff check src tests harness bench
+	$(BIN)/ruff check src tests harness bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
