@@ -60,6 +60,7 @@ button.primary { background: #2f6fde; border-color: #2f6fde; color: #fff; paddin
 .message.error { background: #fbe7e7; border: 1px solid #e8a3a3; }
 .notice { color: #4a5563; font-size: 13px; }
 code, .muted { color: #5a6472; }
+header code { color: #d6e4ff; }
 """
 
 
