@@ -62,6 +62,11 @@ class DeactivationBody(BaseModel):
     reason: str  # user|admin|integrator|refresh_token_reuse|user_removed|integration_removed
 
 
+class ActivationRefused(Exception):
+    """An activation this app will not keep (the route answers 400, and hookswitch then
+    revokes the tokens and sends the browser back with ``error=activation_failed``)."""
+
+
 class Integrator:
     """The connection lifecycle, apart from HTTP: what the routes below call."""
 
@@ -81,13 +86,13 @@ class Integrator:
     def activate(self, body: ActivationBody) -> None:
         """Keep the tokens of an activation that answers a Connect of this app."""
         if body.integration != self.settings.slug:
-            raise HTTPException(400, f"this app is integration {self.settings.slug!r}")
+            raise ActivationRefused(f"this app is integration {self.settings.slug!r}")
         if body.token_type.lower() != "bearer":
-            raise HTTPException(400, "token_type must be Bearer")
+            raise ActivationRefused("token_type must be Bearer")
         # Single use: a replayed activation body (or one for a key this app never gave a
         # browser) must not plant tokens here.
         if not self.store.take_key(body.confirmation_key):
-            raise HTTPException(400, "unknown, expired or already used confirmation_key")
+            raise ActivationRefused("unknown, expired or already used confirmation_key")
         now = time.time()
         self.store.connect(Connection(
             tenant_id=body.tenant_id, user_extension=body.user_extension,
@@ -204,7 +209,10 @@ async def read_body(request: Request, model: type[Model]) -> Model:
 @router.post("/telephony/activate")
 async def activation_url(request: Request, integrator: IntegratorDep) -> JSONResponse:
     require_headers(request, integrator.settings.validation_headers)
-    integrator.activate(await read_body(request, ActivationBody))
+    try:
+        integrator.activate(await read_body(request, ActivationBody))
+    except ActivationRefused as refused:
+        raise HTTPException(400, str(refused)) from None
     return JSONResponse({"connected": True})
 
 
@@ -298,11 +306,17 @@ async def connect(request: Request, integrator: IntegratorDep) -> RedirectRespon
     return response
 
 
+async def posted_to(request: Request, integrator: Integrator, tenant_id: str,
+                   user_extension: str) -> tuple[dict[str, str], Connection | None]:
+    """A connection's form: its fields, and the connection (None once it is gone)."""
+    fields = await form_fields(request)
+    return fields, integrator.store.connection((tenant_id, user_extension))
+
+
 @router.post("/connections/{tenant_id}/{user_extension}/call")
 async def call(request: Request, integrator: IntegratorDep, tenant_id: str,
                user_extension: str) -> RedirectResponse:
-    fields = await form_fields(request)
-    connection = integrator.store.connection((tenant_id, user_extension))
+    fields, connection = await posted_to(request, integrator, tenant_id, user_extension)
     destination = fields.get("destination", "").strip()
     if connection is not None and destination:
         await integrator.call(connection, destination)
@@ -312,8 +326,7 @@ async def call(request: Request, integrator: IntegratorDep, tenant_id: str,
 @router.post("/connections/{tenant_id}/{user_extension}/refresh")
 async def refresh(request: Request, integrator: IntegratorDep, tenant_id: str,
                   user_extension: str) -> RedirectResponse:
-    await form_fields(request)
-    connection = integrator.store.connection((tenant_id, user_extension))
+    _, connection = await posted_to(request, integrator, tenant_id, user_extension)
     if connection is not None:
         await integrator.refresh_now(connection)
     return back_home()
@@ -322,8 +335,7 @@ async def refresh(request: Request, integrator: IntegratorDep, tenant_id: str,
 @router.post("/connections/{tenant_id}/{user_extension}/disconnect")
 async def disconnect(request: Request, integrator: IntegratorDep, tenant_id: str,
                      user_extension: str) -> RedirectResponse:
-    await form_fields(request)
-    connection = integrator.store.connection((tenant_id, user_extension))
+    _, connection = await posted_to(request, integrator, tenant_id, user_extension)
     if connection is not None:
         await integrator.disconnect(connection)
     return back_home()
