@@ -36,6 +36,20 @@ class IntegratorProcess(ChildProcess):
         """Its ``/``: the page, and the redirect_url it gives hookswitch."""
         return f"http://{HOST}:{self.port}/"
 
+    # Its URLs as an [[integrations]] entry names them (known before it starts, so that
+    # hookswitch can be provisioned first).
+    @property
+    def activation_url(self) -> str:
+        return self.url + "telephony/activate"
+
+    @property
+    def deactivation_url(self) -> str:
+        return self.url + "telephony/deactivate"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + "telephony/events"
+
     @property
     def log_file(self) -> Path:
         return self.workdir / f"integrator-{self.port}.log"

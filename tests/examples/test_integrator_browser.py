@@ -52,13 +52,13 @@ class PortalStandIn:
     and click-to-dial answers 202."""
 
     def __init__(self) -> None:
-        self.integrator_url = ""
+        self.activation_url = ""
 
     def __call__(self, request: PeerRequest) -> Answer:
         if request.path == "/portal/activate/acme-crm":
             query = parse_qs(request.query)
             delivered = httpx.post(
-                self.integrator_url + "telephony/activate", headers=VALIDATION, timeout=10,
+                self.activation_url, headers=VALIDATION, timeout=10,
                 json={"tenant_id": TENANT, "user_extension": "210",
                       "confirmation_key": query["confirmation_key"][0],
                       "integration": "acme-crm", "access_token": "access-0",
@@ -72,7 +72,7 @@ class PortalStandIn:
         return Answer(404)
 
 
-def send_call_events(integrator_url: str) -> None:
+def send_call_events(webhook_url: str) -> None:
     """A click-to-dial 210 -> 200 as hookswitch reports it to the integration's webhook."""
     start = int(time.time() * 1_000_000) - 45_000_000
     leg = {"tenant_id": TENANT, "user_extension": "210", "direction": "out",
@@ -91,7 +91,7 @@ def send_call_events(integrator_url: str) -> None:
     for event in events:
         body = json.dumps({name: str(value) for name, value in event.items()})
         webhook_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(tz=UTC)
-        answer = httpx.post(integrator_url + "telephony/events", content=body, timeout=10,
+        answer = httpx.post(webhook_url, content=body, timeout=10,
                             headers={"webhook-id": webhook_id,
                                      "webhook-timestamp": str(int(now.timestamp())),
                                      "webhook-signature": Webhook(SECRET).sign(
@@ -105,13 +105,13 @@ def test_a_user_connected_in_the_browser_sees_events_and_places_a_call(
     portal = PortalStandIn()
     with HttpPeer(portal) as hookswitch:
         integrator = make_integrator(hookswitch.url, webhook_secret=SECRET)
-        portal.integrator_url = integrator.url
+        portal.activation_url = integrator.activation_url
         page = browser_page
         page.goto(integrator.url)
         page.get_by_role("button", name="Connect").click()
         expect(page.get_by_role("status")).to_have_text(
             f"Connected: extension 210 of tenant {TENANT}.")
-        send_call_events(integrator.url)
+        send_call_events(integrator.webhook_url)
         page.reload()
         expect(page.get_by_text("answered, 42 s, completed")).to_be_visible()
         page.get_by_label("Destination").fill("200")
