@@ -8,14 +8,14 @@ ARGS   ?=
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: install run test lint test-postgres clean
+.PHONY: install run test lint test-postgres clean phones browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,examples]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,13 +29,20 @@ phones:
 	  echo "installing sip-tester and baresip with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
 
+# The tests' browser: Debian's chromium (Playwright cannot download its own here; the
+# Python package comes with the dev extras).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 lint: install
-	$(BIN)/ruff check src tests harness bench
+	$(BIN)/ruff check src tests harness bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
-test: install phones lint
+test: install phones browser lint
 	$(PYTEST) $(ARGS)
 	HOOKSWITCH_TEST_DB=postgresql $(PYTEST) -m "not sqlite_only" $(ARGS)
 

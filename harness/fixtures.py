@@ -1,6 +1,7 @@
-"""pytest fixtures for real phones. Import them into a conftest.py::
+"""pytest fixtures for real phones and the example integrator. Import them into a
+conftest.py::
 
-    from harness.fixtures import make_baresip, make_sipp  # noqa: F401
+    from harness.fixtures import make_baresip, make_integrator, make_sipp  # noqa: F401
 
 Every process a fixture starts is stopped by a finalizer, even when the test fails.
 """
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 
 from .baresip import Baresip
+from .integrator import IntegratorProcess
 from .sipp import SippProcess
 
 MakeBaresip = Callable[..., Baresip]
 MakeSipp = Callable[..., SippProcess]
+MakeIntegrator = Callable[..., IntegratorProcess]
 
 
 @pytest.fixture
@@ -44,5 +47,19 @@ def make_sipp(request: pytest.FixtureRequest, tmp_path: Path) -> MakeSipp:
         request.addfinalizer(proc.stop)
         proc.start()
         return proc
+
+    return make
+
+
+@pytest.fixture
+def make_integrator(request: pytest.FixtureRequest, tmp_path: Path) -> MakeIntegrator:
+    """``make_integrator(hookswitch_url, **IntegratorProcess_kwargs)``: the example
+    integrator as a process (started, ready)."""
+
+    def make(hookswitch_url: str, **kwargs: Any) -> IntegratorProcess:
+        integrator = IntegratorProcess(tmp_path, hookswitch_url, **kwargs)
+        request.addfinalizer(integrator.stop)
+        integrator.start()
+        return integrator
 
     return make

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from harness.baresip import Baresip
+from harness.browser import browser_page  # noqa: F401
 from harness.database import fresh_database
-from harness.fixtures import make_baresip, make_sipp  # noqa: F401
+from harness.fixtures import make_baresip, make_integrator, make_sipp  # noqa: F401
 from harness.server import PASSWORDS, RunningServer, new_server
 from tests.support.api import Api, running_api
 
