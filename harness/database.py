@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,4 +58,11 @@ def query(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    # Called where a loop runs already (an async test, Playwright's sync API): run the
+    # query on a loop of its own in another thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()

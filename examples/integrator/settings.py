@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 DEMO_CLIENT_SECRET = "acme-secret"
+# The demo integration's webhook secret (what `make run` provisions): events are verified.
+DEMO_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def demo_headers() -> dict[str, str]:
@@ -109,7 +111,7 @@ def parse_settings(argv: Sequence[str] | None, environment: Mapping[str, str]) -
                         metavar="'NAME: VALUE'",
                         help="expected on events, repeatable (INTEGRATOR_WEBHOOK_HEADERS; "
                              "default: the validation headers)")
-    parser.add_argument("--webhook-secret", default=env("WEBHOOK_SECRET", ""),
+    parser.add_argument("--webhook-secret", default=env("WEBHOOK_SECRET", DEMO_WEBHOOK_SECRET),
                         help="whsec_... to verify event signatures (INTEGRATOR_WEBHOOK_SECRET)")
     arguments = parser.parse_args(argv)
 

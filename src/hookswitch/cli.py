@@ -221,5 +221,113 @@ def webhooks_replay(
     typer.echo(f"{count} deliveries queued again")
 
 
+integrations_app = typer.Typer(
+    no_args_is_help=True, help="integrations: applications users connect by consent")
+app.add_typer(integrations_app, name="integrations")
+
+
+def _admin(database: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from hookswitch.integrations.admin import AdminError
+
+    try:
+        return _in_session(database, work)
+    except AdminError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _headers(values: list[str] | None) -> dict[str, str]:
+    headers = {}
+    for value in values or []:
+        name, separator, content = value.partition(":")
+        if not separator or not name.strip():
+            typer.echo(f"error: {value!r} is not a header such as 'X-Acme-Key: k1'", err=True)
+            raise typer.Exit(2)
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+@integrations_app.command("create")
+def integrations_create(
+    slug: Annotated[str, typer.Option(help="its short name, in the portal's URLs")],
+    name: Annotated[str, typer.Option(help="its name, shown to users")],
+    activation_url: Annotated[str, typer.Option(help="where the user's tokens are POSTed")],
+    deactivation_url: Annotated[str, typer.Option(help="where ends are announced")],
+    redirect_url: Annotated[list[str], typer.Option(help="an allowed redirect_url prefix")],
+    validation_header: Annotated[list[str] | None, typer.Option(
+        help="'Name: value' sent on activation and deactivation calls")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="where its users' events go")] = None,
+    webhook_header: Annotated[list[str] | None, typer.Option(
+        help="'Name: value' sent with every event")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="whsec_... to sign events")] = None,
+    logo: Annotated[str | None, typer.Option(help="an image file for the consent page")] = None,
+    client_id: Annotated[str | None, typer.Option(help="default: the slug")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Register an integration; prints its client_id and client_secret (shown once)."""
+    from pydantic import ValidationError
+
+    from hookswitch.config import IntegrationSection
+    from hookswitch.integrations.admin import create, new_client_secret
+
+    secret = new_client_secret()
+    try:
+        section = IntegrationSection(
+            slug=slug, name=name, client_id=client_id or slug, client_secret=secret,
+            activation_url=activation_url, deactivation_url=deactivation_url,
+            redirect_urls=redirect_url, validation_headers=_headers(validation_header),
+            webhook_url=webhook_url, webhook_headers=_headers(webhook_header),
+            webhook_secret=webhook_secret,
+            logo=str(Path(logo).resolve()) if logo else None)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from exc
+    _admin(_database(config, db), lambda s: create(s, section))
+    typer.echo(f"client_id {section.client_id}")
+    typer.echo(f"client_secret {secret}")
+
+
+@integrations_app.command("list")
+def integrations_list(config: ConfigOption = None, db: DbOption = None) -> None:
+    """Every integration: slug, name, client_id, where it comes from, active users."""
+    from hookswitch.integrations.admin import listing
+
+    for line in _admin(_database(config, db), listing):
+        typer.echo(line)
+
+
+@integrations_app.command("rotate-secret")
+def integrations_rotate_secret(
+    slug: Annotated[str, typer.Argument(help="the integration's slug")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """A new client_secret (shown once); the old one stops working at once."""
+    from hookswitch.integrations.admin import rotate_secret
+
+    typer.echo(f"client_secret {_admin(_database(config, db), lambda s: rotate_secret(s, slug))}")
+
+
+@integrations_app.command("deactivate")
+def integrations_deactivate(
+    slug: Annotated[str, typer.Argument(help="the integration's slug")],
+    tenant: Annotated[str | None, typer.Option(help="with --extension: one user's")] = None,
+    extension: Annotated[str | None, typer.Option(help="with --tenant: one user's")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """End activations (one user's, or all): tokens revoked, integrator told (admin)."""
+    from hookswitch.integrations.admin import deactivate
+
+    if (tenant is None) != (extension is None):
+        typer.echo("error: give both --tenant and --extension, or neither (all users)",
+                   err=True)
+        raise typer.Exit(2)
+    ended = _admin(_database(config, db), lambda s: deactivate(s, slug, tenant, extension))
+    typer.echo(f"{ended} activation(s) ended")
+
+
 def main() -> None:  # pragma: no cover
     app()

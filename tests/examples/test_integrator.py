@@ -20,7 +20,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from examples.integrator import Settings, create_app
-from examples.integrator.settings import parse_settings
+from examples.integrator.settings import DEMO_WEBHOOK_SECRET, parse_settings
 from harness.http_peer import Answer, HttpPeer, PeerRequest
 
 TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
@@ -375,12 +375,12 @@ async def test_deactivation_drops_the_user_and_shows_the_reason(
 
 def test_settings_default_to_the_demo_integration() -> None:
     settings = parse_settings([], {})
-    assert settings == Settings()
+    assert settings == Settings(webhook_secret=DEMO_WEBHOOK_SECRET)
     assert (settings.hookswitch_url, settings.listen, settings.slug, settings.client_id,
             settings.client_secret) == ("http://127.0.0.1:8080", "127.0.0.1:9100", "acme-crm",
                                         "acme-crm", "acme-secret")
     assert settings.home_url == HOME and dict(settings.validation_headers) == VALIDATION
-    assert settings.expected_webhook_headers == VALIDATION and settings.webhook_secret is None
+    assert settings.expected_webhook_headers == VALIDATION
 
 
 def test_flags_win_over_environment_which_wins_over_the_demo() -> None:

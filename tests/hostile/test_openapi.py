@@ -24,6 +24,7 @@ from schemathesis.generation.meta import negated_parameters
 
 from harness.server import OTHER_TENANT, TENANT
 from tests.support.api import running_api
+from tests.support.integrations import Integrator
 
 CONFIG = schemathesis.Config.from_str("""
 request-timeout = 10
@@ -36,6 +37,13 @@ include-path = "/v3/events"
 # shaped like an event id, is a 400 (an id that names nothing of this user's).
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "400", "401", "429"]
+
+# The OAuth endpoints: generated clients and tokens are (nearly always) unknown, so a valid
+# request is refused as RFC 6749 says: 401 invalid_client, 400 invalid_grant.
+[[operations]]
+include-path-regex = "^/oauth/"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401"]
 
 # A well-formed click-to-dial may name a destination its tenant cannot call (no such
 # extension, no trunk for numbers, the user's own extension): 422 invalid-destination,
@@ -74,7 +82,8 @@ class AppBuiltOnItsLoop:
             # Generous limits: the run is about answers matching the document, and a
             # spent budget would make most of them 429.
             api = await stack.enter_async_context(
-                running_api(self.folder, self.database, rate_limit=(1_000, 2_000)))
+                running_api(self.folder, self.database, rate_limit=(1_000, 2_000),
+                            extra=Integrator().toml()))
             self.app = api.app
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
@@ -113,10 +122,11 @@ async def _first_chunk_only(app: Any, scope: dict[str, Any], receive: Any, send:
 
 # Examples per operation and mode: a few hundred in all. /healthz has no inputs, so no
 # invalid ones either.
+OAUTH = {"POST /oauth/token": 30, "POST /oauth/revoke": 20, "POST /oauth/introspect": 20}
 EXAMPLES = {
     GenerationMode.POSITIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30,
-                              "GET /healthz": 5},
-    GenerationMode.NEGATIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30},
+                              "GET /healthz": 5, **OAUTH},
+    GenerationMode.NEGATIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30, **OAUTH},
 }
 
 

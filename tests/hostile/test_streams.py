@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import time
 
 import httpx
@@ -13,39 +12,7 @@ import pytest
 
 from harness.server import HOOKSWITCH, TENANT, RunningServer, user_id_for
 from harness.wait import wait_until
-
-
-class OpenStream:
-    """``GET /v3/events`` read in a thread until the server ends it."""
-
-    def __init__(self, server: RunningServer, token: str, last_event_id: str | None = None):
-        self.server = server
-        self.headers = {"Authorization": f"Bearer {token}"}
-        if last_event_id is not None:
-            self.headers["Last-Event-ID"] = last_event_id
-        self.status: int | None = None
-        self.lines: list[str] = []
-        self.ended_cleanly = False
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-        wait_until(lambda: self.status is not None or self.error is not None, 10,
-                   message="the stream did not answer")
-
-    def _read(self) -> None:
-        try:
-            with httpx.stream("GET", self.server.http + "/v3/events", headers=self.headers,
-                              timeout=httpx.Timeout(5, read=60)) as response:
-                self.status = response.status_code
-                for line in response.iter_lines():
-                    self.lines.append(line)
-            self.ended_cleanly = True
-        except BaseException as exc:  # reported to the test
-            self.error = exc
-
-    @property
-    def open(self) -> bool:
-        return self._thread.is_alive()
+from tests.support.streams import OpenStream
 
 
 def hookswitch(server: RunningServer, *args: str) -> str:
@@ -69,10 +36,10 @@ def test_revoking_a_token_closes_its_open_streams_and_no_other(server: RunningSe
 
 def test_an_expired_token_closes_its_stream(server: RunningServer) -> None:
     token = hookswitch(server, "token", "create", "--tenant", TENANT, "--extension", "210",
-                       "--expires-in", "2s")
+                       "--expires-in", "6s")  # room for a slow start of the command itself
     stream = OpenStream(server, token)
     assert stream.status == 200
-    wait_until(lambda: not stream.open, 10, message="the expired token's stream is open")
+    wait_until(lambda: not stream.open, 20, message="the expired token's stream is open")
 
 
 @pytest.fixture

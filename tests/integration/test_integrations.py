@@ -255,7 +255,7 @@ async def test_reusing_a_dead_refresh_token_revokes_the_family_and_deactivates(
     [notice] = await notices(app)
     assert notice == {"tenant_id": "b11d749b-8eb7-4236-a068-3d94ba3860d6",
                       "user_extension": "210", "integration": SLUG,
-                      "reason": "refresh_token_reuse"}
+                      "reason": "refresh_token_reuse", "confirmation_key": "key-1"}
 
 
 async def test_token_endpoint_errors_are_rfc_6749_objects(
@@ -333,3 +333,30 @@ async def test_disconnect_in_the_portal_ends_the_activation_and_says_why(
     assert (await app.post(c2d("200"), token=access)).status_code == 401
     assert "Acme CRM" not in (await app.client.get("/portal/integrations")).text
     assert [n["reason"] for n in await notices(app)] == ["user"]
+
+
+# --- the provisioning file --------------------------------------------------------------
+
+
+async def test_removing_the_user_or_the_integration_from_the_file_ends_and_announces(
+    tmp_path: Path, database: str, integrator: Integrator
+) -> None:
+    async with running_api(tmp_path, database, extra=integrator.toml()) as app:
+        await activated(PortalUser(app.client), integrator)
+        await PortalUser(app.client, "200").log_in()
+        page = await app.client.get(consent_url("key-2"))
+        await app.client.post(f"/portal/activate/{SLUG}", data={
+            "csrf_token": csrf_of(page.text), "confirmation_key": "key-2",
+            "redirect_url": REDIRECT, "decision": "subscribe"})
+    text = (tmp_path / "p.toml").read_text()
+    without_jane = text.split('[[tenants.users]]\nextension = "210"')[0] + \
+        '[[tenants.users]]\nextension = "220"' + text.split('extension = "220"', 1)[1]
+    (tmp_path / "p.toml").write_text(without_jane)
+    async with running_api(tmp_path, database, extra=integrator.toml()) as app:
+        assert [n["reason"] for n in await notices(app)] == ["user_removed"]
+    async with running_api(tmp_path, database) as app:  # the integration is gone too
+        reasons = [n["reason"] for n in await notices(app)]
+        assert reasons == ["user_removed", "integration_removed"]
+        assert (await app.client.get(consent_url())).status_code in (303, 404)
+        await PortalUser(app.client, "200").log_in()
+        assert (await app.client.get(consent_url())).status_code == 404

@@ -84,11 +84,15 @@ async def running_api(
     folder: Path, database: str, *, rate_limit: tuple[int, int] = (10, 20),
     server_extra: str = "", extra: str = "",
 ) -> AsyncIterator[Api]:
-    """The app on a migrated, provisioned database, with a client; stopped on exit."""
+    """The app on a migrated, provisioned database, with a client; stopped on exit. The
+    provisioning file is written once per folder (a test may edit it between two apps);
+    ``extra`` (``[[integrations]]``) replaces the previous app's."""
     path = folder / "p.toml"
-    path.write_text(provisioning_toml(http="127.0.0.1:1", sip="127.0.0.1:2", database=database,
-                                      trunk_port=5080, ring_timeout=60,
-                                      server_extra=server_extra, extra=extra))
+    text = provisioning_toml(http="127.0.0.1:1", sip="127.0.0.1:2", database=database,
+                             trunk_port=5080, ring_timeout=60, server_extra=server_extra)
+    if not path.exists():
+        path.write_text(text)  # a test may have edited it since: keep its tenants
+    path.write_text(path.read_text().split("\n[[integrations]]")[0] + extra)
     provisioning = load_provisioning(path)
     engine = make_engine(database)
     await migrate(engine)

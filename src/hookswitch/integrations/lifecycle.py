@@ -137,8 +137,11 @@ async def _announce(session: AsyncSession, activation: ActivationRow,
     if found is None:
         return
     user, integration = found
+    # DESIGN.md's four fields, and the confirmation key of the activation that ended: a
+    # notice retried late must not end the integrator's newer connection of the same user.
     payload = {"tenant_id": user.tenant_id, "user_extension": user.extension,
-               "integration": integration.slug, "reason": reason.value}
+               "integration": integration.slug, "reason": reason.value,
+               "confirmation_key": activation.confirmation_key}
     values = outbox_values("deactivation", user.tenant_id, user.id, activation.id, 0, payload)
     event_id = (await session.execute(
         insert(EventRow).values(**values).returning(EventRow.id))).scalar_one()
