@@ -44,7 +44,8 @@ lint: install
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
 test: install phones browser lint
 	$(PYTEST) $(ARGS)
-	HOOKSWITCH_TEST_DB=postgresql $(PYTEST) -m "not sqlite_only" $(ARGS)
+	HOOKSWITCH_TEST_DB=postgresql $(PYTEST) -m "not sqlite_only" $(ARGS) \
+	  tests/integration tests/e2e tests/hostile
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,8 @@ logo = "{Path(__file__).resolve().parents[2] / 'src/hookswitch/web/static/acme-c
 """
 
 
+@pytest.mark.sqlite_only  # the browser's part is not about the database; the lifecycle's
+# database work runs on PostgreSQL in the next test and in tests/integration
 def test_connect_in_the_browser_call_and_see_events_then_disconnect(
     server_factory, make_integrator, phone, browser_page: Page  # type: ignore[no-untyped-def]
 ) -> None:
