@@ -285,6 +285,12 @@ class Switch:
         )
         return effects
 
+    def live_legs_of(self, user_id: UserId) -> list[Leg]:
+        """The user's legs that have not ended, newest first (then by id, for ties)."""
+        legs = [leg for leg in self._live_legs.values()
+                if leg.user_id == user_id and not leg.ended]
+        return sorted(legs, key=lambda leg: (leg.created_us, leg.id), reverse=True)
+
 
 def _callee_party(destination: ToUser | ToTrunk) -> Party:
     match destination:
