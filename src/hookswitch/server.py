@@ -34,6 +34,7 @@ from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.directory import Directory
 from hookswitch.calls.ids import CallId, LegId, UserId, new_call_id, new_leg_id
 from hookswitch.calls.leg import LegChange
+from hookswitch.calls.listing import CallListing
 from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
@@ -53,6 +54,7 @@ from hookswitch.sip.location import Location
 from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.dialogs import take_orphaned_dialogs
+from hookswitch.store.history import ended_legs
 from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
@@ -130,6 +132,7 @@ def build(
         Services(
             sessions=sessions,
             call_control=call_control,
+            call_listing=CallListing(switch, partial(ended_legs, sessions)),
             rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                      settings.rate_limit_storage),
             idempotency=IdempotencyStore(sessions, writer),

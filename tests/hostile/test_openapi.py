@@ -38,6 +38,12 @@ include-path = "/v3/events"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "400", "401", "429"]
 
+# A generated cursor is (nearly always) not one the API gave: 400 invalid-cursor.
+[[operations]]
+include-path = "/v3/calls/history"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403"]
+
 # The OAuth endpoints: generated clients and tokens are (nearly always) unknown, so a valid
 # request is refused as RFC 6749 says: 401 invalid_client, 400 invalid_grant.
 [[operations]]
@@ -122,11 +128,13 @@ async def _first_chunk_only(app: Any, scope: dict[str, Any], receive: Any, send:
 
 # Examples per operation and mode: a few hundred in all. /healthz has no inputs, so no
 # invalid ones either.
+CALLS = {"GET /v3/calls": 20, "GET /v3/calls/history": 30}
 OAUTH = {"POST /oauth/token": 30, "POST /oauth/revoke": 20, "POST /oauth/introspect": 20}
 EXAMPLES = {
     GenerationMode.POSITIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30,
-                              "GET /healthz": 5, **OAUTH},
-    GenerationMode.NEGATIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30, **OAUTH},
+                              "GET /healthz": 5, **CALLS, **OAUTH},
+    GenerationMode.NEGATIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30, **CALLS,
+                              **OAUTH},
 }
 
 
@@ -151,8 +159,12 @@ class Bearer(requests.auth.AuthBase):
 
 
 def steer(case: Any, token: str | None, own_user: bool, target: str) -> tuple[Any, str | None]:
-    """Half the bodies name the token's own user, and some of those a destination or a leg
-    that exists, so the run also reaches the answers behind the 403: 202, 200, 404, 422."""
+    """Half the bodies (and ``user_extension`` queries) name the token's own user, and some
+    of those bodies a destination or a leg that exists, so the run also reaches the answers
+    behind the 403: 202, 200, 404, 422."""
+    query = case.query
+    if own_user and token in OWN_USER and isinstance(query, dict) and "user_extension" in query:
+        case.query = {**query, "user_extension": OWN_USER[token]["user_extension"]}
     body = case.body
     if own_user and token in OWN_USER and isinstance(body, dict):
         body = {**body, "user": OWN_USER[token]}

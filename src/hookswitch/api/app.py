@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
-from hookswitch.api.routes import call_control, events, oauth
+from hookswitch.api.routes import call_control, calls, events, oauth
 from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
 from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
@@ -31,6 +31,7 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     app.state.max_body_bytes = max_body_bytes
     problems.install(app)
     app.include_router(call_control.router)
+    app.include_router(calls.router)
     app.include_router(events.router)
     app.include_router(oauth.router)
 

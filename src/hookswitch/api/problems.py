@@ -39,6 +39,7 @@ from hookswitch.calls.errors import (
     NotOwner,
     NotParticipant,
 )
+from hookswitch.calls.listing import InvalidCursor
 from hookswitch.events.stream import BadCursor, TooManyStreams
 from hookswitch.integrations.service import (
     InvalidClient,
@@ -58,6 +59,7 @@ STATUS: dict[type[Exception], int] = {
     LegNotFound: 404,
     NoRegisteredDevice: 409,
     InvalidDestination: 422,
+    InvalidCursor: 400,  # the call history's
     # the live event stream
     BadCursor: 400,
     TooManyStreams: 429,

@@ -1,4 +1,5 @@
-"""Input and output schemas of the call-control endpoint (kept apart, as the template does)."""
+"""Input and output schemas of the call-control endpoint and of the call listings (kept
+apart, as the template does)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,60 @@ class HangupResult(BaseModel):
     call_id: str
     state: str = Field(examples=["HANGUP"])
     reason: str | None = Field(default=None, examples=["api"])
+
+
+class LiveCall(BaseModel):
+    """A leg of the user's that has not ended: its state now, and its parties."""
+
+    call_leg_id: str = Field(description="the user's leg; what hangup takes")
+    call_id: str
+    state: str = Field(examples=["RINGING", "ACTIVE", "HELD"])
+    direction: str = Field(examples=["out", "in"])
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    callee_name: str
+    since: str = Field(description="when the leg was created (a call's start, not its last "
+                                   "state change), in µs since the epoch",
+                       examples=["1765209366386177"])
+
+
+class LiveCalls(BaseModel):
+    """200: the user's live legs, newest first."""
+
+    calls: list[LiveCall]
+
+
+class CallSummary(BaseModel):
+    """An ended leg: the same object as its ``summary`` event. Every value is a string;
+    times are µs since the epoch, ``answered_at`` is "" for a call never answered and
+    ``duration`` is the answered time in whole seconds."""
+
+    type: Literal["summary"]
+    tenant_id: str
+    user_extension: str
+    id: str = Field(description="the user's leg id (call_leg_id)")
+    call_id: str
+    sequence: str
+    direction: str
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    callee_name: str
+    started_at: str
+    answered_at: str
+    ended_at: str
+    duration: str
+    reason: str = Field(examples=["completed", "no-answer", "api"])
+    timestamp: str
+
+
+class CallHistory(BaseModel):
+    """200: a page of the user's ended legs, newest first."""
+
+    calls: list[CallSummary]
+    next_cursor: str | None = Field(description="the cursor of the next page; null on the "
+                                                "last one")
 
 
 HealthStatus = Literal["ok", "starting", "stopping", "sip-down"]

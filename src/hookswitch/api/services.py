@@ -14,6 +14,7 @@ from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.calls.control import CallControl
+from hookswitch.calls.listing import CallListing
 from hookswitch.events.stream import Broadcaster
 from hookswitch.integrations.service import Integrations
 from hookswitch.store.writes import Writer
@@ -23,6 +24,7 @@ from hookswitch.store.writes import Writer
 class Services:
     sessions: async_sessionmaker[AsyncSession]
     call_control: CallControl
+    call_listing: CallListing  # GET /v3/calls and /v3/calls/history
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     broadcaster: Broadcaster
