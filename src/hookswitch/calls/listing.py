@@ -127,5 +127,5 @@ def _owned_user(principal: Principal, extension: str | None) -> UserId:
     """The user a read is for: the token's own, named or not; another extension is a
     ``NotOwner``, as for call control."""
     if extension is not None:
-        ensure_owner(principal, principal.tenant_id, extension)
+        ensure_owner(principal, principal.tenant_id, extension, field="user_extension")
     return principal.user_id

@@ -18,8 +18,10 @@ class Principal:
     token_id: str | None = None  # which token: open event streams end with it
 
 
-def ensure_owner(principal: Principal, tenant_id: str, extension: str) -> None:
-    """Click-to-dial and hangup act for ``user``: it must be the token's own extension."""
+def ensure_owner(principal: Principal, tenant_id: str, extension: str,
+                 field: str = "user.user_extension") -> None:
+    """Click-to-dial and hangup act for ``user`` (the reads, for ``?user_extension=``,
+    named by ``field``): it must be the token's own extension."""
     if principal.tenant_id != tenant_id:
         raise NotOwner(
             f"this token belongs to extension {principal.extension} of tenant "
@@ -27,7 +29,7 @@ def ensure_owner(principal: Principal, tenant_id: str, extension: str) -> None:
         )
     if principal.extension != extension:
         raise NotOwner(
-            f"this token belongs to extension {principal.extension}; user.user_extension "
+            f"this token belongs to extension {principal.extension}; {field} "
             f"{extension!r} is another user's (a token acts only for its own extension)"
         )
 
