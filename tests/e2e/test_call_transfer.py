@@ -86,6 +86,26 @@ def test_hold_and_resume_by_api_from_both_parties_legs(
     assert (ended.status_code, ended.json()["code"]) == (409, "ended")
 
 
+def test_a_resume_before_the_phone_answered_the_hold_still_reaches_it(
+    server: RunningServer, make_sipp, jane, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    john = sipp_phone(server, make_sipp, "200", "uas_slow_hold_answer.xml", tmp_path)
+    jane.dial(dial_uri(server, "200"))
+    jane.wait_event("CALL_ESTABLISHED")
+    jane_leg = server.wait_states("210", ["RINGING", "ACTIVE"])
+    # John's phone takes 800 ms to answer the hold: the resume waits for that answer (one
+    # INVITE transaction per dialog at a time), then reaches it (the scenario checks).
+    assert command(server, "hold", "210", call_leg_id=jane_leg).json()["state"] == "HELD"
+    assert command(server, "resume", "210", call_leg_id=jane_leg).json()["state"] == "ACTIVE"
+    assert sdp_direction(jane.wait_received("INVITE", count=2)[-1]) == "sendrecv"
+    # (sipp logs our retransmissions of the unanswered hold too: look at the last one.)
+    wait_until(lambda: sdp_direction(john.received("INVITE")[-1]) == "sendrecv"
+               and len(john.received("INVITE")) > 2, 10, message="no resume at John's phone")
+    jane.hangup()
+    assert john.wait(15) == 0, john.diagnostics()
+    server.wait_states("200", ["RINGING", "ACTIVE", "HELD", "ACTIVE", "HANGUP(completed)"])
+
+
 def test_a_ringing_leg_cannot_be_held_nor_another_users_leg_transferred(
     server: RunningServer, phone, jane  # type: ignore[no-untyped-def]
 ) -> None:

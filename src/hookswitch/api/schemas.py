@@ -33,6 +33,11 @@ class LegPayload(BaseModel):
 class TransferPayload(LegPayload):
     """Exactly one of ``destination`` (blind) and ``target_call_leg_id`` (attended)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["destination"], "not": {"required": ["target_call_leg_id"]}},
+        {"required": ["target_call_leg_id"], "not": {"required": ["destination"]}},
+    ]})
+
     destination: str | None = Field(
         default=None, min_length=1, max_length=32, examples=["202", "+32470123456"],
         description="blind: connect the other party to this extension or E.164 number")

@@ -15,6 +15,7 @@ with the destination's SDP (SIP-NOTES.md, "Click-to-dial").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, assert_never
 
 import structlog
@@ -160,7 +161,8 @@ class Bridge:
             self._busy = False
 
     def start(self, actions: list[Action]) -> None:
-        """Carry out the actions the machine was created with (click-to-dial)."""
+        """Carry out actions that answer no input: those the machine was created with
+        (click-to-dial), or a re-offer put off to the next turn of sippy's loop."""
         self._busy = True
         try:
             self._run(actions, None)
@@ -229,6 +231,8 @@ class Bridge:
                 sdp = ua.rSDP
                 self.offer = None if sdp is None else (
                     with_direction(sdp, "sendrecv") if resume else sdp.getCopy())
+            case Reoffer(after_ack=True):
+                Timeout(self._reoffer_now, 0, 1, replace(action, after_ack=False))
             case Reoffer(to=to, source=source, direction=direction):
                 sdp = self._uas[source].rSDP
                 if sdp is not None:
@@ -273,6 +277,11 @@ class Bridge:
         ua = self._new_ua(self.listener(peer), nh_address=next_hop)
         self._uas[peer] = ua
         ua.recvEvent(event)
+
+    def _reoffer_now(self, action: Reoffer) -> None:
+        """A re-offer put off to the next turn of sippy's loop; the call may be gone."""
+        if not self.done and action.to in self._uas and action.source in self._uas:
+            self.start([action])
 
     def _reoffer(self, peer: Peer, body: Any) -> None:
         """re-INVITE ``peer`` with ``body``, as the next SDP of the session it knows."""

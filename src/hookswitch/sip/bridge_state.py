@@ -28,7 +28,8 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
   re-offered the user's SDP ``sendonly``, the user's phone the other side's SDP
   ``inactive`` (so it shows the call held); resume (HELD, or CONNECTED held by a phone)
   re-offers both ``sendrecv``. The answers to re-INVITEs we made up are ours: not relayed
-  (``OWN_ANSWERED``). Holding a held call, or resuming one nobody holds, does nothing.
+  (``OWN_ANSWERED``); a re-offer to a peer that has not answered our last one waits for
+  that answer. Holding a held call, or resuming one nobody holds, does nothing.
   CONNECTING ignores both: the caller's re-INVITE is still pending.
 - A blind transfer (CONNECTING, CONNECTED or HELD -> DIALING) hangs up the user's side,
   makes the other side the caller (its dialog is up: ``caller_up``) and calls the targets
@@ -49,7 +50,7 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import assert_never
 
@@ -356,11 +357,13 @@ class BecomeCaller:
 @dataclass(frozen=True, slots=True)
 class Reoffer:
     """re-INVITE ``to`` with the last SDP of ``source``, every stream set to
-    ``direction``."""
+    ``direction``. ``after_ack``: it waited for ``to``'s answer to our last re-INVITE, so
+    it goes out once that answer has been ACKed (sippy ACKs after telling us)."""
 
     to: Peer
     source: Peer
     direction: Direction
+    after_ack: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +596,7 @@ class BridgeMachine:
     callee_holds: bool = False
     dialogs_saved: bool = False
     awaiting: tuple[Peer, ...] = ()  # peers we re-INVITEd ourselves: their answers are ours
+    deferred: tuple[Reoffer, ...] = ()  # for peers in ``awaiting``: sent on their answer
     peers_made: int = 0  # forks numbered so far (a transfer dials again)
 
     @classmethod
@@ -785,7 +789,12 @@ class BridgeMachine:
             case K.OWN_ANSWERED:
                 assert isinstance(event, Answered)
                 self.awaiting = tuple(p for p in self.awaiting if p != event.peer)
-                return []
+                waiting = [r for r in self.deferred if r.to == event.peer]
+                if not waiting:
+                    return []
+                self.deferred = tuple(r for r in self.deferred if r.to != event.peer)
+                return [*self._reoffer(*(replace(r, after_ack=True) for r in waiting)),
+                        SaveDialogs()]
             case K.STRAY:
                 return []
             case _:
@@ -864,8 +873,7 @@ class BridgeMachine:
 
     def _reoffer_both(self, first: Reoffer, second: Reoffer, *, was_held: bool, held: bool,
                       at_us: int) -> list[Action]:
-        self.awaiting = (first.to, second.to)
-        actions: list[Action] = [first, second]
+        actions = self._reoffer(first, second)
         if was_held != held:
             actions.append(Report(HoldChanged(call_id=self.call_id, held=held, at_us=at_us)))
         return [*actions, SaveDialogs()]
@@ -887,9 +895,22 @@ class BridgeMachine:
             self.peers_made += 1
             self.callee = joined
         self._media_reset()
-        self.awaiting = (kept, joined)
-        return [Disconnect(user), Adopt(joined), Reoffer(kept, joined, Direction.SENDRECV),
-                Reoffer(joined, kept, Direction.SENDRECV), SaveDialogs()]
+        return [Disconnect(user), Adopt(joined),
+                *self._reoffer(Reoffer(kept, joined, Direction.SENDRECV),
+                               Reoffer(joined, kept, Direction.SENDRECV)), SaveDialogs()]
+
+    def _reoffer(self, *reoffers: Reoffer) -> list[Action]:
+        """Send each re-offer now, or, to a peer that has not answered our last one yet (a
+        dialog has one INVITE transaction at a time, RFC 3261 14.1), when it has: the
+        latest re-offer per peer wins."""
+        actions: list[Action] = []
+        for reoffer in reoffers:
+            if reoffer.to in self.awaiting:
+                self.deferred = (*(r for r in self.deferred if r.to != reoffer.to), reoffer)
+            else:
+                self.awaiting = (*self.awaiting, reoffer.to)
+                actions.append(reoffer)
+        return actions
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -906,7 +927,7 @@ class BridgeMachine:
     def _media_reset(self) -> None:
         """A new pair of parties: nobody holds, and no answer of ours is pending."""
         self.caller_holds = self.callee_holds = False
-        self.awaiting = ()
+        self.awaiting = self.deferred = ()
 
     def _note_failure(self, event: BridgeInput) -> None:
         """A device or fork is out: remember its status for the final answer."""

@@ -615,3 +615,24 @@ def test_a_refused_reinvite_from_a_phone_is_relayed_and_the_call_stays() -> None
     machine.handle(Reoffered(at_us=at(), peer=CALLER, holds=True))
     assert machine.handle(Answered(at_us=at(), peer=fork(0), refused=True)) == [Relay(CALLER)]
     assert machine.state is S.CONNECTED
+
+
+def test_a_resume_before_the_phones_answered_the_hold_waits_for_their_answers() -> None:
+    machine = machine_in(S.CONNECTED)
+    held = machine.handle(HoldSide(at_us=at(), side=Side.CALLER))
+    assert held[:2] == [Reoffer(fork(0), CALLER, Direction.SENDONLY),
+                        Reoffer(CALLER, fork(0), Direction.INACTIVE)]
+    # A dialog has one INVITE transaction at a time: nothing goes out before the answers,
+    # but the state (and the report) follows the command at once.
+    resumed = machine.handle(ResumeSide(at_us=at(), side=Side.CALLER))
+    assert not any(isinstance(a, Reoffer) for a in resumed)
+    assert same_reports(resumed, [held_change(False)]) and machine.state is S.CONNECTED
+    # (Sent once sippy has ACKed the answer: it tells us before it ACKs.)
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == [
+        Reoffer(fork(0), CALLER, Direction.SENDRECV, after_ack=True), SaveDialogs()]
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == [
+        Reoffer(CALLER, fork(0), Direction.SENDRECV, after_ack=True), SaveDialogs()]
+    # Those answers are ours too; after them a phone's re-INVITE is relayed again.
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == []
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == [Relay(CALLER)]
