@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -178,6 +179,16 @@ class ReinviteResult:
 
     def lost(self, metric: str) -> int:
         return self.samples - len(self.latencies_ms.get(metric, []))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.samples, "complete": self.complete, "seconds": round(self.seconds, 1),
+            "problems": self.problems,
+            "latency_ms": {name: {"what": what, "samples": len(self.latencies_ms.get(name, [])),
+                                  "lost": self.lost(name), "p50": self.pct(name, 50),
+                                  "p99": self.pct(name, 99), "max": self.pct(name, 100)}
+                           for name, what in METRICS.items()},
+        }
 
 
 class _Lost(Exception):
