@@ -169,7 +169,7 @@ def profile_knee(workdir: Path, out: Path, target: Target, caller: Caller, rate:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (about 2 min)")
     parser.add_argument("--profile", action="store_true",
                         help="also run py-spy at the knee (profile.svg, hotspots.txt)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
