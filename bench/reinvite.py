@@ -17,7 +17,10 @@ call, one after the other:
 5. hangup of 220's new leg (its token): BYE at 200 and 220.
 
 Each step waits for the ACK of every re-INVITE it caused before the next request, so a
-request never meets a transaction still open. A step that does not happen within
+request never meets a transaction still open, and checks what it timed: the SDP direction
+(a=sendonly, a=sendrecv, a=inactive) and whose SDP it is (the m= port; each phone's media
+port is its SIP port): 200 gets 210's SDP on hold and resume, 220 gets 200's, and 200 then
+gets 220's. A step that does not happen within
 ``STEP_TIMEOUT_S`` loses the rest of that sample (counted by what was missing); the call is
 hung up and the next sample starts once the phones have no dialog left.
 
@@ -62,6 +65,7 @@ METRICS = {
 }
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.M)
 _BAD_LOG_LINE = re.compile(r"\[(warning|error|critical|exception)\s*\]|^Traceback")
+_MEDIA_PORT = re.compile(r"^m=audio (\d+) ", re.M)
 _ANSWER = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
            "sendrecv": "sendrecv"}  # RFC 3264 6.1
 
@@ -76,6 +80,7 @@ class Arrival:
     at: float  # time.time() on arrival
     initial: bool = False  # an INVITE that opens a dialog (no To tag)
     direction: str | None = None  # an INVITE's SDP direction; None: no SDP, or no a=
+    media_port: int | None = None  # an INVITE's SDP m= port: whose SDP it is
 
 
 class AnsweringPhone(UdpPhone):
@@ -137,8 +142,10 @@ class AnsweringPhone(UdpPhone):
             key = (call_id, cseq)
             answer = self._answers.get(key)
             if answer is None:
-                match = _DIRECTION.search(body(message))
+                sdp = body(message)
+                match = _DIRECTION.search(sdp)
                 offered = match.group(1) if match else None
+                media = _MEDIA_PORT.search(sdp)
                 initial = ";tag=" not in header(message, "to")
                 tag = self._tags.setdefault(call_id, uuid.uuid4().hex[:10])
                 answer = response(
@@ -146,7 +153,8 @@ class AnsweringPhone(UdpPhone):
                     contact=f"<sip:{self.extension}@{HOST}:{self.port}>",
                     sdp=self._sdp(call_id, _ANSWER.get(offered or "", "sendrecv")))
                 self._answers[key] = answer
-                seen = Arrival(method, call_id, cseq, arrival, initial, offered)
+                seen = Arrival(method, call_id, cseq, arrival, initial, offered,
+                               int(media.group(1)) if media else None)
             self.send(answer, source)
         elif method == "ACK":
             seen = Arrival(method, call_id, cseq, arrival)
@@ -219,14 +227,20 @@ class _Sampler:
 
     @staticmethod
     def invite(phone: AnsweringPhone, since: int, what: str, *, call_id: str | None = None,
-               initial: bool = False, direction: str | None = None) -> Arrival:
-        """The (re-)INVITE ``phone`` got from ``since`` on, once it has been ACKed."""
+               initial: bool = False, direction: str | None = None,
+               sdp_of: AnsweringPhone | None = None) -> Arrival:
+        """The (re-)INVITE ``phone`` got from ``since`` on, once it has been ACKed; its SDP
+        must have ``direction`` and be ``sdp_of``'s (its m= port: the phones' media port
+        is their SIP port), when given."""
         found = phone.wait(since, lambda a: a.method == "INVITE" and a.initial == initial
                            and (call_id is None or a.call_id == call_id))
         if found is None:
             raise _Lost(f"{what}: no INVITE at {phone.extension}")
         if direction is not None and found.direction != direction:
             raise _Lost(f"{what}: a={found.direction} at {phone.extension}, not a={direction}")
+        if sdp_of is not None and found.media_port != sdp_of.port:
+            raise _Lost(f"{what}: {phone.extension} got m= port {found.media_port}, not "
+                        f"{sdp_of.extension}'s")
         acked = phone.wait(since, lambda a: a.method == "ACK" and a.call_id == found.call_id
                            and a.cseq == found.cseq)
         if acked is None:
@@ -243,15 +257,15 @@ class _Sampler:
         _, started = self.command(CALLER, "click-to-dial", 202, destination=CALLEE)
         self.leg = started["call_leg_id"]
         mine = self.invite(user, marks[0], "click-to-dial", initial=True)
-        theirs = self.invite(other, marks[1], "click-to-dial", initial=True)
-        self.invite(user, marks[0], "connect", call_id=mine.call_id)  # 200's SDP
+        theirs = self.invite(other, marks[1], "click-to-dial", initial=True, sdp_of=user)
+        self.invite(user, marks[0], "connect", call_id=mine.call_id, sdp_of=other)
 
         for name, there, here in (("hold", "sendonly", "inactive"),
                                   ("resume", "sendrecv", "sendrecv")):
             marks = user.mark(), other.mark()
             sent, _ = self.command(CALLER, name, 200, call_leg_id=self.leg)
             self.took(name, sent, self.invite(other, marks[1], name, call_id=theirs.call_id,
-                                              direction=there))
+                                              direction=there, sdp_of=user))
             self.took(f"{name}_own", sent, self.invite(user, marks[0], name,
                                                        call_id=mine.call_id, direction=here))
 
@@ -261,9 +275,11 @@ class _Sampler:
         self.new_leg = moved.get("transfer_call_leg_id")
         if self.new_leg is None:
             raise _Lost("transfer: no transfer_call_leg_id")
-        self.took("transfer", sent, self.invite(third, before[2], "transfer", initial=True))
+        self.took("transfer", sent, self.invite(third, before[2], "transfer", initial=True,
+                                                sdp_of=other))
         self.took("reconnect", sent, self.invite(other, before[1], "reconnect",
-                                                 call_id=theirs.call_id))
+                                                 call_id=theirs.call_id, direction="sendrecv",
+                                                 sdp_of=third))
         if user.wait(before[0], lambda a: a.method == "BYE" and a.call_id == mine.call_id) is None:
             raise _Lost("transfer: no BYE at the user's phone")
         self.command(THIRD, "hangup", 200, call_leg_id=self.new_leg)
