@@ -47,13 +47,18 @@ def sipp_phone(server: RunningServer, make_sipp, extension: str, scenario: str, 
     return make_sipp(scenario, local_port=port, remote=None)
 
 
+def jane_calls_john(server: RunningServer, jane) -> str:  # type: ignore[no-untyped-def]
+    """Jane (210, baresip) calls 200 and it is answered; returns Jane's leg."""
+    jane.dial(dial_uri(server, "200"))
+    jane.wait_event("CALL_ESTABLISHED")
+    return server.wait_states("210", ["RINGING", "ACTIVE"])
+
+
 def test_hold_and_resume_by_api_from_both_parties_legs(
     server: RunningServer, make_sipp, jane, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     john = sipp_phone(server, make_sipp, "200", "uas_hold_resume.xml", tmp_path)
-    jane.dial(dial_uri(server, "200"))
-    jane.wait_event("CALL_ESTABLISHED")
-    jane_leg = server.wait_states("210", ["RINGING", "ACTIVE"])
+    jane_leg = jane_calls_john(server, jane)
     john_leg = server.wait_states("200", ["RINGING", "ACTIVE"])
 
     # Jane holds: John's phone gets a=sendonly (the scenario checks), Jane's a=inactive.
@@ -90,9 +95,7 @@ def test_a_resume_before_the_phone_answered_the_hold_still_reaches_it(
     server: RunningServer, make_sipp, jane, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     john = sipp_phone(server, make_sipp, "200", "uas_slow_hold_answer.xml", tmp_path)
-    jane.dial(dial_uri(server, "200"))
-    jane.wait_event("CALL_ESTABLISHED")
-    jane_leg = server.wait_states("210", ["RINGING", "ACTIVE"])
+    jane_leg = jane_calls_john(server, jane)
     # John's phone takes 800 ms to answer the hold: the resume waits for that answer (one
     # INVITE transaction per dialog at a time), then reaches it (the scenario checks).
     assert command(server, "hold", "210", call_leg_id=jane_leg).json()["state"] == "HELD"
@@ -134,8 +137,7 @@ def test_blind_transfer_of_an_internal_call_to_a_third_extension(
     server: RunningServer, phone, jane, john  # type: ignore[no-untyped-def]
 ) -> None:
     bob = phone("220", "auto")
-    jane.dial(dial_uri(server, "200"))
-    jane.wait_event("CALL_ESTABLISHED")
+    jane_calls_john(server, jane)
     john_leg = server.wait_states("200", ["RINGING", "ACTIVE"])
 
     # John sends Jane on to Bob: John's phone is hung up, Bob's rings with Jane as caller.
@@ -191,8 +193,7 @@ def test_blind_transfer_to_a_busy_extension_ends_the_transferred_partys_call_bus
     server: RunningServer, make_sipp, jane, john, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     bob = sipp_phone(server, make_sipp, "220", "uas_busy.xml", tmp_path)
-    jane.dial(dial_uri(server, "200"))
-    jane.wait_event("CALL_ESTABLISHED")
+    jane_calls_john(server, jane)
     john_leg = server.wait_states("200", ["RINGING", "ACTIVE"])
     answer = command(server, "transfer", "200", call_leg_id=john_leg, destination="220")
     assert answer.status_code == 202, answer.text

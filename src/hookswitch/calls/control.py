@@ -147,18 +147,19 @@ class CallControl:
                    leg_id: str) -> LegStateNow:
         """Hold the user's answered call: the other party hears nothing, the user's phone
         shows it held. Held already: nothing to do."""
-        leg = await self._own_answered_leg(principal, tenant_id, extension, leg_id)
-        if leg.state is LegState.ACTIVE:
-            self._carry_out(self._switch.hold(leg))
-            await self._until(lambda: leg.state is not LegState.ACTIVE)
-        return LegStateNow(call_leg_id=leg.id, state=leg.state)
+        return await self._hold(principal, tenant_id, extension, leg_id, held=True)
 
     async def resume(self, principal: Principal, tenant_id: str, extension: str,
                      leg_id: str) -> LegStateNow:
+        return await self._hold(principal, tenant_id, extension, leg_id, held=False)
+
+    async def _hold(self, principal: Principal, tenant_id: str, extension: str, leg_id: str,
+                    *, held: bool) -> LegStateNow:
         leg = await self._own_answered_leg(principal, tenant_id, extension, leg_id)
-        if leg.state is LegState.HELD:
-            self._carry_out(self._switch.resume(leg))
-            await self._until(lambda: leg.state is not LegState.HELD)
+        before = LegState.ACTIVE if held else LegState.HELD
+        if leg.state is before:
+            self._carry_out(self._switch.hold(leg) if held else self._switch.resume(leg))
+            await self._until(lambda: leg.state is not before)
         return LegStateNow(call_leg_id=leg.id, state=leg.state)
 
     async def transfer(self, principal: Principal, tenant_id: str, extension: str,

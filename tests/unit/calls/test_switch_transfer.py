@@ -3,8 +3,6 @@ which command goes to SIP."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from hookswitch.calls.call import Call
@@ -20,30 +18,11 @@ from hookswitch.calls.commands import (
     TrunkNumber,
     UserDevices,
 )
-from hookswitch.calls.directory import Directory, Tenant, Trunk
 from hookswitch.calls.errors import InvalidDestination
-from hookswitch.calls.ids import CallId, LegId, UserId
+from hookswitch.calls.ids import CallId, UserId
 from hookswitch.calls.leg import Direction, HangupReason, Leg, LegChange, LegState, Party, Side
 from hookswitch.calls.switch import LegOpened, Switch
-from tests.unit.calls.test_switch import JANE, JOHN, T1, user
-
-ALEX = user(T1, "202", "Alex Roe")
-TRUNK = Trunk(tenant_id=T1, name="carrier", host="127.0.0.1", port=5080)
-DIRECTORY = Directory({
-    T1: Tenant(id=T1, name="Example", sip_domain=None,
-               users={"210": JANE, "200": JOHN, "202": ALEX}, trunks=(TRUNK,)),
-})
-
-
-@pytest.fixture
-def registered() -> set[UserId]:
-    return {JANE.id, JOHN.id, ALEX.id}
-
-
-@pytest.fixture
-def switch(registered: set[UserId]) -> Switch:
-    counter = itertools.count(1)
-    return Switch(DIRECTORY, lambda uid: uid in registered, lambda: LegId(f"leg-{next(counter)}"))
+from tests.unit.calls.people import ALEX, JANE, T1
 
 
 def answered_call(switch: Switch, call_id: str, dialled: str, from_user: UserId | None,

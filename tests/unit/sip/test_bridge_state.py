@@ -288,15 +288,7 @@ def _up_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
             lambda a: a == [Relay(CALLER), SaveDialogs()]),
         (state, K.CALLEE_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=fork(0)),
                                      state, lambda a: a == [Relay(CALLER)]),
-        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(fork(0))
-                                  and ended_with(HangupReason.COMPLETED)(a)),
-        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(CALLER)
-                                  and ended_with(HangupReason.COMPLETED)(a)),
-        (state, K.END): (_in(state), END, S.ENDED,
-                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
-                         and ended_with(HangupReason.API)(a)),
+        **_answered_ending_cases(state),
         (state, K.STRAY): (_in(state), STRAY, state, nothing),
     }
     if click:  # the user's phone answers our re-INVITE: swallowed
@@ -311,6 +303,22 @@ def _up_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
                                           lambda: TimedOut(at_us=at(), timer=Timer.RING),
                                           state, nothing)
     return cases
+
+
+def _answered_ending_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
+    """How an answered call (CONNECTED or HELD) ends: a BYE from either side, or the
+    hangup command."""
+    return {
+        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(fork(0))
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(CALLER)
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.END): (_in(state), END, S.ENDED,
+                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
+                         and ended_with(HangupReason.API)(a)),
+    }
 
 
 def _held_cases() -> dict[tuple[BridgeState, InputKind], Case]:
@@ -328,17 +336,9 @@ def _held_cases() -> dict[tuple[BridgeState, InputKind], Case]:
                                      state, lambda a: a == [Relay(fork(0))]),
         (state, K.CALLEE_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=fork(0)),
                                      state, lambda a: a == [Relay(CALLER)]),
-        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(fork(0))
-                                  and ended_with(HangupReason.COMPLETED)(a)),
-        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(CALLER)
-                                  and ended_with(HangupReason.COMPLETED)(a)),
+        **_answered_ending_cases(state),
         (state, K.RING_TIMEOUT): (_in(state), lambda: TimedOut(at_us=at(), timer=Timer.RING),
                                   state, nothing),
-        (state, K.END): (_in(state), END, S.ENDED,
-                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
-                         and ended_with(HangupReason.API)(a)),
         (state, K.STRAY): (_in(state), STRAY, state, nothing),
     }
 
