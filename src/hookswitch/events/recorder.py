@@ -28,7 +28,7 @@ from hookswitch.events.outbox import (
     event_values,
     outbox_values,
 )
-from hookswitch.events.payload import summary_event
+from hookswitch.events.payload import NOT_HELD, HeldTime, summary_event
 from hookswitch.store.base import Base
 from hookswitch.store.db import as_utc
 from hookswitch.store.dialogs import DialogRow, dialog_json
@@ -251,8 +251,11 @@ class Recorder:
     def _outbox_rows(self, change: LegChange) -> list[tuple[dict[str, Any], list[str]]]:
         """The outbox rows of a change, each with the webhooks it goes to."""
         info = self._legs[change.leg_id]
+        held = info.held.after(change.state.value, change.at_us)
         if change.other is not None:  # a transfer: from now on, its events show the new party
-            info = self._legs[change.leg_id] = info.with_other(change.other)
+            info = self._legs[change.leg_id] = replace(info.with_other(change.other), held=held)
+        elif held is not info.held:
+            info = self._legs[change.leg_id] = replace(info, held=held)
         reason = change.reason.value if change.reason else None
         rows = [(event_values(info, info.user_id, change.state.value, change.sequence,
                               change.at_us, reason),
@@ -262,7 +265,7 @@ class Recorder:
             answered = change.answered_us if change.answered_us is not None \
                 else info.answered_us
             summary = summary_event(info, change.sequence + 1, info.created_us, answered,
-                                    change.at_us, reason or HangupReason.FAILED.value)
+                                    change.at_us, reason or HangupReason.FAILED.value, held)
             rows.append((outbox_values("summary", info.tenant_id, info.user_id, info.id,
                                        change.sequence + 1, summary), summary_webhooks))
         return rows
@@ -289,6 +292,7 @@ class _LegInfo:
     callee_name: str
     created_us: int
     answered_us: int | None = None  # known from the start only for a stored leg
+    held: HeldTime = NOT_HELD  # (a stored leg's is not known: counted from now)
 
     @classmethod
     def of(cls, leg: Leg) -> _LegInfo:
