@@ -9,88 +9,42 @@ timestamps the INVITE on arrival and answers ``486 Busy Here``, which ends the c
 
 from __future__ import annotations
 
-import re
-import socket
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from harness import sipp
-from harness.ports import HOST, free_udp_port
+from harness.ports import free_udp_port
 
+from .sipphone import UdpPhone, header, response, uri_user
 from .stats import percentile
 from .systems import CALLER, PASSWORDS, TENANT, TOKENS, Hookswitch
-
-_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
-_FROM_USER = re.compile(r"sip:([^@;>]+)@")
-
-
-def _headers(lines: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            out.append((_COMPACT.get(key, key), value.strip()))
-    return out
 
 
 def busy_response(message: str, tag: str) -> bytes:
     """A ``486 Busy Here`` for the INVITE ``message`` (RFC 3261 8.2.6)."""
-    head = message.split("\r\n\r\n", 1)[0].split("\r\n")
-    lines = ["SIP/2.0 486 Busy Here"]
-    for name, value in _headers(head[1:]):
-        if name == "to" and ";tag=" not in value:
-            value += f";tag={tag}"
-        if name in ("via", "from", "to", "call-id", "cseq"):
-            lines.append(f"{name.title() if name != 'call-id' else 'Call-ID'}: {value}")
-    lines += ["Content-Length: 0", "", ""]
-    return "\r\n".join(lines).encode()
+    return response(message, "486 Busy Here", tag)
 
 
-@dataclass
-class Phone:
+class Phone(UdpPhone):
     """The user's phone: records when each INVITE first arrived, keyed by caller number."""
 
-    port: int
-    arrivals: dict[str, float] = field(default_factory=dict)
+    name = "c2d-phone"
 
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((HOST, self.port))
-        self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, name="c2d-phone", daemon=True)
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.arrivals: dict[str, float] = {}
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, source = self._sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            arrival = time.time()
-            text = data.decode(errors="replace")
-            if not text.startswith("INVITE "):
-                continue  # ACKs of our 486; nothing else is expected
-            found = [v for n, v in _headers(text.split("\r\n")[1:]) if n == "from"]
-            match = _FROM_USER.search(found[0]) if found else None
-            if match is not None:
-                self.arrivals.setdefault(match.group(1), arrival)
-            self._sock.sendto(busy_response(text, uuid.uuid4().hex[:10]), source)
+    def handle(self, message: str, source: tuple[str, int], arrival: float) -> None:
+        if not message.startswith("INVITE "):
+            return  # ACKs of our 486; nothing else is expected
+        caller = uri_user(header(message, "from"))
+        if caller is not None:
+            self.arrivals.setdefault(caller, arrival)
+        self.send(busy_response(message, uuid.uuid4().hex[:10]), source)
 
 
 @dataclass(frozen=True)

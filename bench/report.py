@@ -10,7 +10,11 @@ from typing import Any
 from .c2d import C2dResult
 from .callrate import EVENT_P99_LIMIT_MS, Step, best, unbounded
 from .memory import MemoryResult
+from .reinvite import METRICS, ReinviteResult
 from .stats import fmt
+
+# The call-control latencies in the table and the SUMMARY line (results.json has all METRICS)
+SUMMARY_METRICS = ("hold", "resume", "transfer", "reconnect")
 
 
 @dataclass
@@ -23,6 +27,7 @@ class Results:
     sippy: list[Step] = field(default_factory=list)
     auth: list[Step] = field(default_factory=list)
     c2d: C2dResult | None = None
+    call_control: ReinviteResult | None = None
     memory: MemoryResult | None = None
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -38,6 +43,8 @@ class Results:
             "auth_call_cps": auth.rate if auth else 0.0,
             "c2d_p50_ms": self.c2d.pct(50) if self.c2d else None,
             "c2d_p99_ms": self.c2d.pct(99) if self.c2d else None,
+            **{f"{name}_p{pct}_ms": self.call_control.pct(name, pct) if self.call_control else None
+               for name in SUMMARY_METRICS for pct in (50, 99)},
             "event_p99_ms": hs.event_ms(99) if hs else None,
             "rss_mb_per_1k_calls": self.memory.mb_per_1k if self.memory else None,
         }
@@ -66,7 +73,7 @@ def _at(step: Step | None, what: str) -> str:
 def table(results: Results) -> str:
     s = results.summary()
     hs, sp, auth = best(results.trunk), best(results.sippy), best(results.auth)
-    c2d, mem = results.c2d, results.memory
+    c2d, mem, cc = results.c2d, results.memory, results.call_control
     rows = [
         ("sustained call rate, trunk → phone, zero failed calls (call_cps / sippy_cps)",
          fmt(s["call_cps"], 0), fmt(s["sippy_cps"], 0)),
@@ -82,6 +89,10 @@ def table(results: Results) -> str:
         (f"click-to-dial request → INVITE at the phone, p50 / p99 ms "
          f"({c2d.requests if c2d else 0} requests at {fmt(c2d.rate if c2d else None, 1)}/s)",
          f"{fmt(s['c2d_p50_ms'])} / {fmt(s['c2d_p99_ms'])}", "—"),
+        *((f"{METRICS[name]}, p50 / p99 ms ({cc.samples if cc else 0} calls, "
+           f"{cc.lost(name) if cc else 0} lost)",
+           f"{fmt(s[f'{name}_p50_ms'])} / {fmt(s[f'{name}_p99_ms'])}", "—")
+          for name in SUMMARY_METRICS),
         ("call event latency p99 ms at call_cps (SIP message in → webhook receiver)",
          fmt(s["event_p99_ms"]), "—"),
         (f"RSS growth MB per 1,000 held calls ({mem.held if mem else 0} held, "
@@ -111,6 +122,10 @@ def table(results: Results) -> str:
     if c2d is not None and (c2d.lost or c2d.accepted != c2d.requests):
         out += ["", f"click-to-dial: {c2d.accepted} of {c2d.requests} requests accepted, "
                 f"{c2d.lost} INVITEs not seen"]
+    if cc is not None and (cc.complete != cc.samples or cc.problems):
+        out += ["", f"call control: {cc.complete} of {cc.samples} calls went through every "
+                "step; " + "; ".join(f"{count} times: {problem}"
+                                     for problem, count in cc.problems.items())]
     if mem is not None and mem.failed:
         out += ["", f"memory run: {mem.failed} calls failed while filling"]
     for name, steps in (("hookswitch", results.trunk), ("hookswitch-auth", results.auth),
@@ -144,6 +159,7 @@ def to_json(results: Results) -> dict[str, Any]:
             "rate": results.c2d.rate, "p50_ms": results.c2d.pct(50),
             "p99_ms": results.c2d.pct(99), "max_ms": results.c2d.pct(100),
         },
+        "call_control": None if results.call_control is None else results.call_control.to_json(),
         "memory": None if results.memory is None else vars(results.memory),
         "notes": results.notes,
     }

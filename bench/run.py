@@ -6,10 +6,12 @@
    registered as 200. Call-rate search: a sipp caller on the trunk address calls 200's
    number; answered, held briefly, BYE. Then the same search for 210 → 200 with digest
    auth. Click-to-dial at a steady 20 requests/s runs first, on the fresh server.
-2. bare sippy's b2bua_simple between the same sipp caller and phone ports: the same
+2. Call control on another fresh hookswitch (bench/reinvite.py): calls one after the other,
+   each held, resumed and blind-transferred by the API, timed to the (re-)INVITEs.
+3. bare sippy's b2bua_simple between the same sipp caller and phone ports: the same
    search. Every step of every search starts a new phone process on that port, so that
    the calls an overloaded step left behind do not load the next step.
-3. A fresh hookswitch holding thousands of established calls: RSS growth per call.
+4. A fresh hookswitch holding thousands of established calls: RSS growth per call.
 
 Everything runs on 127.0.0.1 and every process started is stopped on the way out.
 """
@@ -35,7 +37,7 @@ from types import FrameType
 from harness import processes, sipp
 from harness.ports import free_udp_port
 
-from . import c2d, memory, procs, profile, report
+from . import c2d, memory, procs, profile, reinvite, report
 from .callrate import (
     Caller,
     Step,
@@ -72,6 +74,8 @@ class Plan:
     auth_start: float
     sippy_start: float
     c2d_requests: int  # click-to-dial requests, at C2D_RATE
+    reinvite_calls: int  # calls held, resumed and transferred, one after the other
+    reinvite_limit_s: float  # time limit of those calls
     memory_calls: int  # calls held for the memory reading
     memory_fill: float  # rate those calls are set up at (cps; no webhook, so no outbox lag)
     stop_grace_s: float  # SIGTERM → SIGKILL for the memory server (2,000+ calls up)
@@ -85,7 +89,8 @@ FULL = Plan(
     auth=StepSettings(seconds=10, drain_s=10, max_steps=9, resolution=2),
     sippy=StepSettings(seconds=10, drain_s=0, max_steps=10, resolution=10, growth=2.0),
     trunk_start=40, auth_start=30, sippy_start=50,
-    c2d_requests=600, memory_calls=3000, memory_fill=50, stop_grace_s=30,
+    c2d_requests=600, reinvite_calls=200, reinvite_limit_s=240,
+    memory_calls=3000, memory_fill=50, stop_grace_s=30,
     budget_s=1800,
 )
 QUICK = Plan(
@@ -94,7 +99,8 @@ QUICK = Plan(
     auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=6),
     sippy=StepSettings(seconds=3, drain_s=0, max_steps=4, resolution=20, idle_timeout_s=6),
     trunk_start=60, auth_start=40, sippy_start=150,
-    c2d_requests=100, memory_calls=2000, memory_fill=60, stop_grace_s=15,
+    c2d_requests=100, reinvite_calls=30, reinvite_limit_s=60,
+    memory_calls=2000, memory_fill=60, stop_grace_s=15,
     budget_s=600,
 )
 
@@ -163,7 +169,7 @@ def profile_knee(workdir: Path, out: Path, target: Target, caller: Caller, rate:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (about 2 min)")
     parser.add_argument("--profile", action="store_true",
                         help="also run py-spy at the knee (profile.svg, hotspots.txt)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
@@ -197,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     machine_before = procs.cpu_snapshot()
     try:
         ok = run.phase("hookswitch", lambda: run.hookswitch(args.profile))
+        ok &= run.phase("call control", run.call_control)
         ok &= run.phase("bare sippy", run.sippy)
         ok &= run.phase("memory", run.memory)
     finally:
@@ -287,6 +294,30 @@ class Run:
             say(f"== hookswitch: py-spy at the knee ({knee.rate:.0f} cps)")
             self.phase("profile", lambda: profile_knee(work, self.out, hs, self.trunk,
                                                        knee.rate, 20, self.fresh_phone))
+
+    def call_control(self) -> None:
+        """Hold, resume and blind transfer on a fresh server: its own, so that none of the
+        searches' phones are registered as the extensions it calls."""
+        plan, work = self.plan, self.work / "call-control"
+        say(f"== hookswitch: call control, {plan.reinvite_calls} calls one after the other "
+            "(hold, resume, blind transfer), on a fresh server")
+        if self.receiver.proc is None or self.receiver.proc.poll() is not None:
+            self.receiver.start()
+        server = Hookswitch(work, free_udp_port(), self.receiver.url)
+        server.start()
+        try:
+            done = reinvite.run(work, server, samples=plan.reinvite_calls,
+                                time_limit_s=plan.reinvite_limit_s)
+        finally:
+            self.stopped("call-control hookswitch", server.stop())
+        self.results.call_control = done
+        for line in reinvite.describe(done):
+            say(line)
+        logged = reinvite.server_log_problems(server.server.workdir / "server.log")
+        if logged:
+            self.results.notes.append(
+                f"The call-control hookswitch logged {len(logged)} warnings or errors, the "
+                f"first: {logged[0]}")
 
     def sippy(self) -> None:
         if self.phone is None or self.phone.poll() is not None:

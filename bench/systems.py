@@ -22,8 +22,9 @@ TENANT = "b11d749b-8eb7-4236-a068-3d94ba3860d6"
 CALLEE = "200"  # the phone every benchmark call rings
 CALLEE_NUMBER = "+3228990200"  # its DID: a trunk call to it rings 200
 CALLER = "210"  # the extension that calls 200 with digest auth, and clicks to dial
-PASSWORDS = {CALLEE: "bench-200-pass", CALLER: "bench-210-pass"}
-TOKENS = {CALLEE: "bench-token-200", CALLER: "bench-token-210"}
+THIRD = "220"  # where the call-control benchmark transfers 210's calls to
+PASSWORDS = {CALLEE: "bench-200-pass", CALLER: "bench-210-pass", THIRD: "bench-220-pass"}
+TOKENS = {CALLEE: "bench-token-200", CALLER: "bench-token-210", THIRD: "bench-token-220"}
 
 
 def provisioning(*, http: int, sip: int, database: str, trunk_port: int,
@@ -56,6 +57,12 @@ extension = "{CALLER}"
 name = "Jane Doe"
 sip_password = "{PASSWORDS[CALLER]}"
 api_token = "{TOKENS[CALLER]}"
+
+[[tenants.users]]
+extension = "{THIRD}"
+name = "Bob Roe"
+sip_password = "{PASSWORDS[THIRD]}"
+api_token = "{TOKENS[THIRD]}"
 
 [[tenants.trunks]]
 name = "carrier"

@@ -245,7 +245,7 @@ DEMO_TENANT_ID = uuid.UUID("b11d749b-8eb7-4236-a068-3d94ba3860d6")
 
 
 def demo_tenant() -> TenantSection:
-    """The documented example tenant: 200 John Doe and 210 Jane Doe."""
+    """The documented example tenant: 200 John Doe, 210 Jane Doe and 220 Bob Roe."""
     return TenantSection(
         id=DEMO_TENANT_ID,
         name="Example",
@@ -265,6 +265,13 @@ def demo_tenant() -> TenantSection:
                 api_token="demo-token-210",
                 numbers=["+3228990210"],
                 password="demo-web-210",
+            ),
+            UserSection(  # a third phone, to transfer calls to
+                extension="220",
+                name="Bob Roe",
+                sip_password="demo-220-pass",
+                api_token="demo-token-220",
+                password="demo-web-220",
             ),
         ],
     )

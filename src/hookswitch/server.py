@@ -28,7 +28,7 @@ from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.api.services import Services
-from hookswitch.calls.commands import CallEnded, Command, Signal
+from hookswitch.calls.commands import Command, Signal
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.directory import Directory
@@ -304,8 +304,7 @@ class Server:
             log.exception("calls.signal_failed", signal=type(sig).__name__)
             return
         self.carry_out(effects)
-        if isinstance(sig, CallEnded):
-            self.call_control.call_ended(sig.call_id)
+        self.call_control.calls_changed()
 
     def carry_out(self, effects: list[Effect]) -> None:
         """Commands go to SIP at once; leg records go to the one writer, in order."""

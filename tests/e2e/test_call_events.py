@@ -283,3 +283,35 @@ def test_a_killed_events_worker_is_restarted_and_later_calls_are_delivered(
     receiver.wait_states("210", ["RINGING", "ACTIVE", "HANGUP(api)"])
     receiver.wait_states("200", ["RINGING", "ACTIVE", "HANGUP(api)"])
     assert "events.worker_died" in server.log
+
+
+def test_a_blind_transfer_continues_the_kept_partys_stream_and_opens_one_for_the_new_callee(
+    server: RunningServer, receiver: Receiver, phone  # type: ignore[no-untyped-def]
+) -> None:
+    phone("210", "auto")
+    phone("200", "auto")
+    phone("220", "auto")
+    started = c2d(server)
+    server.wait_states("200", ["RINGING", "ACTIVE"])
+    response = httpx.post(server.http + "/v3/call_control/", timeout=10, json={
+        "command": "transfer", "user": {"tenant_id": TENANT, "user_extension": "210"},
+        "payload": {"call_leg_id": started["call_leg_id"], "destination": "220"}},
+        headers={"Authorization": "Bearer tok-jane"})
+    assert response.status_code == 202, response.text
+    server.wait_states("220", ["RINGING", "ACTIVE"])
+    john_leg = server.leg_for("200")["id"]
+    ended = httpx.post(server.http + "/v3/call_control/", timeout=10, json={
+        "command": "hangup", "user": {"tenant_id": TENANT, "user_extension": "200"},
+        "payload": {"call_leg_id": john_leg}}, headers={"Authorization": "Bearer tok-john"})
+    assert ended.status_code == 200, ended.text
+    jane = receiver.wait_states("210", ["RINGING", "ACTIVE", "HANGUP(transferred)"])
+    john = receiver.wait_states("200", ["RINGING", "ACTIVE", "RINGING", "ACTIVE", "HANGUP(api)"])
+    bob = receiver.wait_states("220", ["RINGING", "ACTIVE", "HANGUP(api)"])
+    for stream in (jane, john, bob):  # every leg's sequence counts up from 1, one HANGUP
+        assert [event["sequence"] for event in stream] == [str(n)
+                                                           for n in range(1, len(stream) + 1)]
+    # John's stream shows whom he talks to: Jane, then (from the new RINGING) Bob.
+    assert [(e["caller_number"], e["caller_name"]) for e in john] == (
+        [("210", "Jane Doe")] * 2 + [("220", "Bob Roe")] * 3)
+    assert (bob[0]["caller_number"], bob[0]["callee_number"]) == ("200", "220")
+    assert {e["call_id"] for e in john + bob} == {started["call_id"]}

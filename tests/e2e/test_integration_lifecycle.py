@@ -151,6 +151,7 @@ def test_events_summaries_reuse_and_revocation_with_the_events_worker(
         assert (summary["id"], summary["sequence"], summary["reason"]) == (
             started.json()["call_leg_id"], "4", "completed")
         assert summary["answered_at"] and int(summary["duration"]) >= 0
+        assert summary["held_duration"] == "0"  # never held
         assert all(p.headers["x-acme-key"] == "k1" and "webhook-signature" in p.headers
                    for p in janes)
         # Rotation, a retry inside the grace window, then reuse after it.

@@ -271,11 +271,12 @@ async def test_a_wrong_extension_names_the_tokens_extension_and_the_field(api: A
 
 @pytest.mark.parametrize(("body", "expected"), [
     ({"user": USER, "payload": {}},
-     "the body has no command; use one of click-to-dial, hangup"),
+     "the body has no command; use one of click-to-dial, hangup, hold, resume, transfer"),
     ({"command": ["hangup"], "user": USER, "payload": {}},
-     "command must be a string: one of click-to-dial, hangup"),
-    ({"command": "transfer" * 1_000, "user": USER, "payload": {}},
-     "unknown command 'transfertransfertransfertransfer…'; use one of click-to-dial, hangup"),
+     "command must be a string: one of click-to-dial, hangup, hold, resume, transfer"),
+    ({"command": "park" * 1_000, "user": USER, "payload": {}},
+     "unknown command 'parkparkparkparkparkparkparkpark…'; use one of click-to-dial, hangup, "
+     "hold, resume, transfer"),
 ])
 async def test_a_bad_command_says_what_is_expected(api: Api, body: dict, expected: str) -> None:
     problem = assert_problem(await api.post(body), 400, "malformed-body")

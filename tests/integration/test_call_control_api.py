@@ -40,7 +40,7 @@ async def test_click_to_dial_answers_202_with_the_leg_and_rings_the_user(api: Ap
         (b"not json", "malformed-body"),
         (b"[1, 2]", "malformed-body"),
         (b'"just a string"', "malformed-body"),
-        (b'{"command": "transfer", "user": {}, "payload": {}}', "malformed-body"),
+        (b'{"command": "park", "user": {}, "payload": {}}', "malformed-body"),
         (b'{"user": {}, "payload": {}}', "malformed-body"),
         (b'{"command": "hangup", "user": "{\'a\': __import__(\'os\')}", "payload": {}}',
          "malformed-body"),

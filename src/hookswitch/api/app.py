@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
 from hookswitch.api.routes import call_control, calls, events, oauth
-from hookswitch.api.schemas import ClickToDialRequest, HangupRequest, Health
+from hookswitch.api.schemas import Health
 from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
 
@@ -59,7 +59,7 @@ def _document_request_schemas(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ClickToDialRequest, HangupRequest, problems.Problem):
+        for model in (*call_control.COMMANDS.values(), problems.Problem):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)

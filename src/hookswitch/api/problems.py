@@ -34,8 +34,11 @@ from hookswitch.api.errors import (
 from hookswitch.calls.errors import (
     HookswitchError,
     InvalidDestination,
+    LegEnded,
     LegNotFound,
     NoRegisteredDevice,
+    NotAnswered,
+    NotLegOwner,
     NotOwner,
     NotParticipant,
 )
@@ -56,8 +59,11 @@ STATUS: dict[type[Exception], int] = {
     # the call domain
     NotOwner: 403,
     NotParticipant: 403,
+    NotLegOwner: 403,
     LegNotFound: 404,
     NoRegisteredDevice: 409,
+    NotAnswered: 409,
+    LegEnded: 409,
     InvalidDestination: 422,
     InvalidCursor: 400,  # the call history's
     # the live event stream

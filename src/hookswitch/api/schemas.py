@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class UserRef(BaseModel):
@@ -25,6 +25,36 @@ class HangupPayload(BaseModel):
                              examples=["b6b87eb5-04e4-4838-81b6-fe6bfa6936bf"])
 
 
+class LegPayload(BaseModel):
+    call_leg_id: str = Field(min_length=1, max_length=64,
+                             examples=["b6b87eb5-04e4-4838-81b6-fe6bfa6936bf"],
+                             description="one of the user's own legs, answered")
+
+
+class TransferPayload(LegPayload):
+    """Exactly one of ``destination`` (blind) and ``target_call_leg_id`` (attended)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["destination"], "not": {"required": ["target_call_leg_id"]}},
+        {"required": ["target_call_leg_id"], "not": {"required": ["destination"]}},
+    ]})
+
+    destination: str | None = Field(
+        default=None, min_length=1, max_length=32, examples=["202", "+32470123456"],
+        description="blind: connect the other party to this extension or E.164 number")
+    target_call_leg_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="attended: connect the other party to the other party of this leg "
+                    "(another answered leg of the user, typically held)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferPayload:
+        if (self.destination is None) == (self.target_call_leg_id is None):
+            raise ValueError("give exactly one of destination (a blind transfer) and "
+                             "target_call_leg_id (an attended transfer)")
+        return self
+
+
 class ClickToDialRequest(BaseModel):
     command: Literal["click-to-dial"]
     user: UserRef
@@ -35,6 +65,24 @@ class HangupRequest(BaseModel):
     command: Literal["hangup"]
     user: UserRef
     payload: HangupPayload
+
+
+class HoldRequest(BaseModel):
+    command: Literal["hold"]
+    user: UserRef
+    payload: LegPayload
+
+
+class ResumeRequest(BaseModel):
+    command: Literal["resume"]
+    user: UserRef
+    payload: LegPayload
+
+
+class TransferRequest(BaseModel):
+    command: Literal["transfer"]
+    user: UserRef
+    payload: TransferPayload
 
 
 class ClickToDialAccepted(BaseModel):
@@ -52,6 +100,25 @@ class HangupResult(BaseModel):
     call_id: str
     state: str = Field(examples=["HANGUP"])
     reason: str | None = Field(default=None, examples=["api"])
+
+
+class LegStateResult(BaseModel):
+    """200 to hold, resume and an attended transfer: the user's leg and its state now
+    (HELD, ACTIVE; HANGUP after a transfer)."""
+
+    call_leg_id: str
+    state: str = Field(examples=["HELD"])
+
+
+class TransferAccepted(BaseModel):
+    """202 to a blind transfer: the user's leg has ended ``transferred``; the other party
+    is being connected to the destination (the call events tell how it goes)."""
+
+    call_leg_id: str
+    state: str = Field(examples=["HANGUP"])
+    transfer_call_leg_id: str | None = Field(
+        description="the destination user's new leg (null for a number, or a user with no "
+                    "phone to ring)")
 
 
 class LiveCall(BaseModel):

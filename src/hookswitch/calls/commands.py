@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hookswitch.calls.ids import CallId, TenantId, UserId
-from hookswitch.calls.leg import HangupReason
+from hookswitch.calls.leg import HangupReason, Side
 
 # --- signals: sip/ -> calls/ -------------------------------------------------------------
 
@@ -128,4 +128,47 @@ class RingUser:
     timeout: float
 
 
-Command = Connect | Reject | Hangup | RingUser
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hold:
+    """Put the call on hold for the user on ``side``: the other side is re-INVITEd
+    ``sendonly``, the user's phone ``inactive``; ``HoldChanged`` follows."""
+
+    call_id: CallId
+    side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume:
+    """Take the call off hold (both sides re-INVITEd ``sendrecv``)."""
+
+    call_id: CallId
+    side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transfer:
+    """Blind transfer: hang up the side that is not ``keep`` and connect the party on
+    ``keep`` to ``target`` (rung like ``Connect``'s), which becomes the caller's side."""
+
+    call_id: CallId
+    keep: Side
+    target: Target
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    ring_timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merge:
+    """Attended transfer: hang up the user on ``user_side`` of ``call_id`` and on
+    ``other_user_side`` of ``other_call_id``, and connect the two parties left. The call
+    goes on as ``call_id``; ``other_call_id`` names it too from then on."""
+
+    call_id: CallId
+    user_side: Side
+    other_call_id: CallId
+    other_user_side: Side
+
+
+Command = Connect | Reject | Hangup | RingUser | Hold | Resume | Transfer | Merge

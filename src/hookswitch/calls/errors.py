@@ -53,3 +53,18 @@ class InvalidDestination(CallControlError):
     def __init__(self, detail: str, field: str = "payload.destination") -> None:
         super().__init__(detail)
         self.field = field
+
+
+class NotLegOwner(CallControlError):
+    code = "not-leg-owner"
+    title = "The call leg is another user's"
+
+
+class NotAnswered(CallControlError):
+    code = "not-answered"
+    title = "The call leg is not answered yet"
+
+
+class LegEnded(CallControlError):
+    code = "ended"
+    title = "The call leg has ended"

@@ -6,6 +6,10 @@ Rules (in the spirit of h11's ``_state.py``):
   call, or the first step of a click-to-dial) or because the user's own phone dialled.
 - RINGING -> ACTIVE when the two parties are connected.
 - ACTIVE <-> HELD while either side holds; resuming returns to ACTIVE.
+- A blind transfer of the other party's call to someone new makes the leg ring again
+  (ACTIVE/HELD -> RINGING, ``REDIALED``) with that new other party; an attended transfer
+  connects it to a new other party at once (ACTIVE/HELD -> ACTIVE, ``RECONNECTED``: a
+  change, not a self-loop, since who you talk to is news). Both carry the new party.
 - Any state but HANGUP -> HANGUP exactly once, with a reason. A leg that never got
   answered reaches HANGUP too (missed, cancelled, refused).
 - Repeating the current state (a second "held" while held) is an explicit self-loop and
@@ -38,12 +42,27 @@ class HangupReason(StrEnum):
     REJECTED = "rejected"  # 603 or another refusal
     UNAVAILABLE = "unavailable"  # not registered, 480, unreachable
     API = "api"  # ended by the hangup command
+    TRANSFERRED = "transferred"  # the user handed the call on (blind or attended)
     FAILED = "failed"  # an error, or a crash left the leg open
 
 
 class Direction(StrEnum):
     IN = "in"
     OUT = "out"
+
+
+class Side(StrEnum):
+    """Which end of its call's SIP bridge a leg's user is on: the dialog that started the
+    call (or, in a click-to-dial, the user's phone that picked up) or the one that was
+    called. An OUT leg starts as the caller, an IN leg as the callee; a transfer can move
+    the party that stays to the caller's end."""
+
+    CALLER = "caller"
+    CALLEE = "callee"
+
+    @property
+    def other(self) -> Side:
+        return Side.CALLEE if self is Side.CALLER else Side.CALLER
 
 
 class LegSignal(StrEnum):
@@ -53,6 +72,8 @@ class LegSignal(StrEnum):
     HELD = "held"
     RESUMED = "resumed"
     ENDED = "ended"
+    REDIALED = "redialed"  # the other party is being replaced: it rings anew
+    RECONNECTED = "reconnected"  # connected to a new other party
 
 
 class IllegalTransition(Exception):
@@ -78,11 +99,15 @@ TRANSITIONS: dict[LegState, dict[LegSignal, LegState | None]] = {
         LegSignal.HELD: LegState.HELD,
         LegSignal.RESUMED: _SELF,
         LegSignal.ENDED: LegState.HANGUP,
+        LegSignal.REDIALED: LegState.RINGING,
+        LegSignal.RECONNECTED: LegState.ACTIVE,
     },
     LegState.HELD: {
         LegSignal.HELD: _SELF,
         LegSignal.RESUMED: LegState.ACTIVE,
         LegSignal.ENDED: LegState.HANGUP,
+        LegSignal.REDIALED: LegState.RINGING,
+        LegSignal.RECONNECTED: LegState.ACTIVE,
     },
     LegState.HANGUP: {
         LegSignal.ENDED: _SELF,
@@ -110,6 +135,8 @@ class LegChange:
     reason: HangupReason | None = None
     # When the leg was first answered (a resume from hold is not an answer); None before.
     answered_us: int | None = None
+    # The leg's new other party (after a transfer); None when it did not change.
+    other: Party | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -130,8 +157,10 @@ class Leg:
     answered_us: int | None = None
     ended_us: int | None = None
     history: list[LegChange] = field(default_factory=list)
+    side: Side = Side.CALLER  # set from the direction when the leg is made
 
     def __post_init__(self) -> None:
+        self.side = Side.CALLER if self.direction is Direction.OUT else Side.CALLEE
         self.history.append(
             LegChange(
                 leg_id=self.id,
@@ -146,8 +175,22 @@ class Leg:
     def ended(self) -> bool:
         return self.state is LegState.HANGUP
 
+    @property
+    def answered(self) -> bool:
+        """Connected now (ACTIVE or HELD): what hold and transfer need."""
+        return self.state in (LegState.ACTIVE, LegState.HELD)
+
+    @property
+    def other(self) -> Party:
+        """Whom this leg's user talks to: the callee of an OUT leg, the caller of an IN."""
+        return self.callee if self.direction is Direction.OUT else self.caller
+
     def apply(
-        self, signal: LegSignal, at_us: int, reason: HangupReason | None = None
+        self,
+        signal: LegSignal,
+        at_us: int,
+        reason: HangupReason | None = None,
+        other: Party | None = None,
     ) -> LegChange | None:
         """Apply ``signal``; return the change, or None for an allowed self-loop."""
         allowed = TRANSITIONS[self.state]
@@ -155,10 +198,17 @@ class Leg:
             raise IllegalTransition(self.state, signal)
         if signal is LegSignal.ENDED and reason is None and self.state is not LegState.HANGUP:
             raise ValueError("a leg cannot end without a reason")
+        if signal in (LegSignal.REDIALED, LegSignal.RECONNECTED) and other is None:
+            raise ValueError("a transferred leg needs its new other party")
         new_state = allowed[signal]
         if new_state is None:
             return None
         self.state = new_state
+        if other is not None:
+            if self.direction is Direction.OUT:
+                self.callee = other
+            else:
+                self.caller = other
         if new_state is LegState.ACTIVE and self.answered_us is None:
             self.answered_us = at_us
         if new_state is LegState.HANGUP:
@@ -172,6 +222,7 @@ class Leg:
             at_us=at_us,
             reason=self.reason if new_state is LegState.HANGUP else None,
             answered_us=self.answered_us,
+            other=other,
         )
         self.history.append(change)
         return change

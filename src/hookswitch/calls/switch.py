@@ -20,19 +20,31 @@ from hookswitch.calls.commands import (
     Command,
     Connect,
     Hangup,
+    Hold,
     HoldChanged,
+    Merge,
     Reject,
+    Resume,
     RingUser,
     Signal,
     Target,
+    Transfer,
     TrunkNumber,
     UserDevices,
     UserPickedUp,
 )
-from hookswitch.calls.directory import Directory, User
+from hookswitch.calls.directory import Directory, Tenant, User
 from hookswitch.calls.errors import InvalidDestination, NoRegisteredDevice
 from hookswitch.calls.ids import CallId, LegId, UserId
-from hookswitch.calls.leg import Direction, HangupReason, Leg, LegChange, LegSignal, Party
+from hookswitch.calls.leg import (
+    Direction,
+    HangupReason,
+    Leg,
+    LegChange,
+    LegSignal,
+    Party,
+    Side,
+)
 from hookswitch.calls.routing import Route, ToTrunk, ToUser, Unroutable, route
 
 PICK_UP_TO_CALL = "(pick up to call)"
@@ -119,15 +131,7 @@ class Switch:
         Raises ``NoRegisteredDevice`` or ``InvalidDestination`` before anything rings.
         """
         tenant = self.directory.tenants[user.tenant_id]
-        target = route(tenant, destination)
-        if isinstance(target, Unroutable):
-            if target.status == 403:
-                raise InvalidDestination(f"{destination} is a number, but this tenant has no "
-                                         "trunk to call numbers through; call an extension")
-            raise InvalidDestination(
-                f"{destination!r} is neither an extension of this tenant nor an E.164 number; "
-                "use an extension such as 200 or a number such as +32470123456"
-            )
+        target = _routable(tenant, destination)
         if isinstance(target, ToUser) and target.user.id == user.id:
             raise InvalidDestination(f"{destination} is the user's own extension; "
                                      "click-to-dial calls another extension or a number")
@@ -152,9 +156,88 @@ class Switch:
 
     def hangup(self, call_id: CallId) -> list[Effect]:
         """End a live call; its legs end with reason ``api`` when SIP confirms."""
-        if call_id not in self.calls:
+        call = self.calls.get(call_id)
+        if call is None:
             return []
-        return [Hangup(call_id=call_id)]
+        return [Hangup(call_id=call.id)]
+
+    def call_of(self, leg: Leg) -> Call:
+        """The live call a live leg is in now (after an attended transfer, another call
+        than the one it was born in)."""
+        return self.calls[leg.call_id]
+
+    def hold(self, leg: Leg) -> list[Effect]:
+        """Hold the call for ``leg``'s user (an answered leg); the legs turn HELD when SIP
+        reports the hold, as for a phone's."""
+        return [Hold(call_id=self.call_of(leg).id, side=leg.side)]
+
+    def resume(self, leg: Leg) -> list[Effect]:
+        return [Resume(call_id=self.call_of(leg).id, side=leg.side)]
+
+    def transfer(self, leg: Leg, destination: str, at_us: int) -> tuple[Leg | None,
+                                                                        list[Effect]]:
+        """Blind transfer: the party ``leg``'s user talks to is connected to
+        ``destination``. The user's leg ends ``transferred`` now; the party's leg (if a
+        user's) rings again with the new callee; the destination user (if one) gets a new
+        leg, returned. Nobody answering ends the party's call with that reason (SIP's
+        ``CallEnded``). Raises ``InvalidDestination`` before anything changes."""
+        call = self.call_of(leg)
+        tenant = self.directory.tenants[leg.tenant_id]
+        target = _routable(tenant, destination)
+        others = [other for other in call.legs if other is not leg and not other.ended]
+        if isinstance(target, ToUser) and target.user.id == leg.user_id:
+            raise InvalidDestination(f"{destination} is the user's own extension; transfer "
+                                     "the call to another extension or a number")
+        if isinstance(target, ToUser) and any(o.user_id == target.user.id for o in others):
+            raise InvalidDestination(f"extension {destination} is the party being "
+                                     "transferred; transfer it to someone else")
+        kept = leg.other
+        callee = _callee_party(target)
+        effects: list[Effect] = self._end_transferred(leg, at_us)
+        for other in others:
+            effects += _changed(other.apply(LegSignal.REDIALED, at_us, other=callee))
+            other.side = Side.CALLER  # the party kept is the caller of the new call
+        kept_user = next((self.directory.user(o.user_id) for o in others), None)
+        user = self.directory.user(leg.user_id)
+        new_leg: Leg | None = None
+        if isinstance(target, ToUser) and self.has_devices(target.user.id):
+            opened = self._open_leg(call, target.user, Direction.IN, kept, callee, at_us)
+            new_leg = opened.leg
+            effects.append(opened)
+        # Out through the trunk, the number shown is a number of ours: the kept user's,
+        # or the transferring user's when the party kept came in from outside.
+        shown = kept_user or user
+        command, caller_number = _target(target, shown, kept)
+        effects.append(Transfer(call_id=call.id, keep=leg.side.other, target=command,
+                                caller_number=caller_number, caller_name=kept.name,
+                                callee_number=callee.number,
+                                ring_timeout=self.settings.ring_timeout))
+        return new_leg, effects
+
+    def merge(self, leg: Leg, target_leg: Leg, at_us: int) -> list[Effect]:
+        """Attended transfer: the parties of two answered legs of one user are connected
+        to each other; both user legs end ``transferred``, each party's leg (if a user's)
+        is reconnected to the other party, and the two calls are one from now on."""
+        staying, going = self.call_of(leg), self.call_of(target_leg)
+        if staying is going:
+            raise InvalidDestination("call_leg_id and target_call_leg_id are in the same "
+                                     "call; an attended transfer joins two calls",
+                                     field="payload.target_call_leg_id")
+        party, target_party = leg.other, target_leg.other
+        effects: list[Effect] = [*self._end_transferred(leg, at_us),
+                                 *self._end_transferred(target_leg, at_us)]
+        for other in (o for o in staying.legs if not o.ended and o.answered):
+            effects += _changed(other.apply(LegSignal.RECONNECTED, at_us, other=target_party))
+        for other in (o for o in going.legs if not o.ended and o.answered):
+            effects += _changed(other.apply(LegSignal.RECONNECTED, at_us, other=party))
+            other.side = leg.side  # in the user's place
+        staying.legs.extend(going.legs)
+        for moved in going.legs:
+            self.calls[moved.call_id] = staying
+        self.calls[going.id] = staying
+        self._pending.pop(going.id, None)
+        return [*effects, Merge(call_id=staying.id, user_side=leg.side,
+                                other_call_id=going.id, other_user_side=target_leg.side)]
 
     # --- internals -------------------------------------------------------------------------
 
@@ -163,6 +246,10 @@ class Switch:
         self._pending.pop(call_id, None)
         for leg in call.legs if call else ():
             self._live_legs.pop(leg.id, None)
+            self.calls.pop(leg.call_id, None)  # the ids of calls merged into it
+
+    def _end_transferred(self, leg: Leg, at_us: int) -> list[Effect]:
+        return _changed(leg.apply(LegSignal.ENDED, at_us, HangupReason.TRANSFERRED))
 
     def _signal_call(
         self,
@@ -256,23 +343,14 @@ class Switch:
         """
         effects: list[Effect] = []
         callee = _callee_party(destination)
-        target: Target
-        match destination:
-            case ToUser(user=callee_user):
-                if not self.has_devices(callee_user.id):
-                    effects += call.signal_all(LegSignal.ENDED, at_us, HangupReason.UNAVAILABLE)
-                    self._forget(call.id)
-                    return [*effects, refusal]
-                effects.append(
-                    self._open_leg(call, callee_user, Direction.IN, caller, callee, at_us)
-                )
-                target = UserDevices(user_id=callee_user.id)
-                caller_number = caller.number
-            case ToTrunk(trunk=trunk, number=number):
-                target = TrunkNumber(host=trunk.host, port=trunk.port, number=number)
-                caller_number = caller_user.presented_number if caller_user else caller.number
-            case _:
-                assert_never(destination)
+        if isinstance(destination, ToUser):
+            if not self.has_devices(destination.user.id):
+                effects += call.signal_all(LegSignal.ENDED, at_us, HangupReason.UNAVAILABLE)
+                self._forget(call.id)
+                return [*effects, refusal]
+            effects.append(
+                self._open_leg(call, destination.user, Direction.IN, caller, callee, at_us))
+        target, caller_number = _target(destination, caller_user, caller)
         effects.append(
             Connect(
                 call_id=call.id,
@@ -300,3 +378,36 @@ def _callee_party(destination: ToUser | ToTrunk) -> Party:
             return Party(number=number, name=number)
         case _:
             assert_never(destination)
+
+
+def _routable(tenant: Tenant, destination: str) -> ToUser | ToTrunk:
+    """Where ``destination`` goes in ``tenant``; ``InvalidDestination`` if nowhere."""
+    target = route(tenant, destination)
+    if isinstance(target, Unroutable):
+        if target.status == 403:
+            raise InvalidDestination(f"{destination} is a number, but this tenant has no "
+                                     "trunk to call numbers through; call an extension")
+        raise InvalidDestination(
+            f"{destination!r} is neither an extension of this tenant nor an E.164 number; "
+            "use an extension such as 200 or a number such as +32470123456"
+        )
+    return target
+
+
+def _target(destination: ToUser | ToTrunk, caller_user: User | None,
+            caller: Party) -> tuple[Target, str]:
+    """What SIP rings for ``destination``, and the caller number it shows: the caller's
+    own to a user; out through a trunk, the caller user's presented number (a number the
+    trunk accepts), else the number the call came from."""
+    match destination:
+        case ToUser(user=user):
+            return UserDevices(user_id=user.id), caller.number
+        case ToTrunk(trunk=trunk, number=number):
+            shown = caller_user.presented_number if caller_user else caller.number
+            return TrunkNumber(host=trunk.host, port=trunk.port, number=number), shown
+        case _:
+            assert_never(destination)
+
+
+def _changed(change: LegChange | None) -> list[Effect]:
+    return [] if change is None else [change]

@@ -3,6 +3,7 @@ user's leg, every value a string (CALL-EVENTS.md, Example 1)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -52,11 +53,31 @@ def call_event(leg: LegRecord, state: str, sequence: int, at_us: int,
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class HeldTime:
+    """How long a leg has been HELD, folded over its changes in order (a summary's
+    ``held_duration``)."""
+
+    total_us: int = 0
+    since_us: int | None = None  # HELD since then, now
+
+    def after(self, state: str, at_us: int) -> HeldTime:
+        if state == "HELD":
+            return self if self.since_us is not None else HeldTime(self.total_us, at_us)
+        if self.since_us is None:
+            return self
+        return HeldTime(self.total_us + max(0, at_us - self.since_us))
+
+
+NOT_HELD = HeldTime()
+
+
 def summary_event(leg: LegRecord, sequence: int, started_us: int, answered_us: int | None,
-                  ended_us: int, reason: str) -> dict[str, Any]:
+                  ended_us: int, reason: str, held: HeldTime = NOT_HELD) -> dict[str, Any]:
     """After a leg's HANGUP, what happened to it as a whole (the vendor's "summaries"; the
     shape is DESIGN.md's): times in epoch microseconds and the answered duration in whole
-    seconds, all strings; ``answered_at`` is "" for a call never answered."""
+    seconds, all strings; ``answered_at`` is "" for a call never answered. Added: the time
+    it spent on hold (``held_duration``, whole seconds, part of ``duration``)."""
     duration = (ended_us - answered_us) // 1_000_000 if answered_us is not None else 0
     return {
         "type": "summary",
@@ -76,4 +97,5 @@ def summary_event(leg: LegRecord, sequence: int, started_us: int, answered_us: i
         "duration": str(max(0, duration)),
         "reason": reason,
         "timestamp": str(ended_us),
+        "held_duration": str(held.after("HANGUP", ended_us).total_us // 1_000_000),
     }

@@ -5,8 +5,8 @@ waits for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.calls.dialogs import DialogRecord, DialogsClosed, DialogsSaved
-from hookswitch.calls.leg import HangupReason, Leg, LegChange, LegState
+from hookswitch.calls.leg import Direction, HangupReason, Leg, LegChange, LegState, Party
 from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import LegOpened
 from hookswitch.events.models import DeliveryRow, EventRow
@@ -28,7 +28,7 @@ from hookswitch.events.outbox import (
     event_values,
     outbox_values,
 )
-from hookswitch.events.payload import summary_event
+from hookswitch.events.payload import NOT_HELD, HeldTime, summary_event
 from hookswitch.store.base import Base
 from hookswitch.store.db import as_utc
 from hookswitch.store.dialogs import DialogRow, dialog_json
@@ -180,7 +180,7 @@ class Recorder:
                                          if isinstance(r, DialogsSaved | DialogsClosed)])
         if not changes:
             return [], []
-        updates = _leg_updates(c for c in changes if c.sequence > 1)
+        updates = _leg_updates((c for c in changes if c.sequence > 1), self._legs)
         if updates:
             await conn.execute(_UPDATE_LEG, updates)
         await conn.execute(_CHANGES.insert(), [_change_values(c) for c in changes])
@@ -251,6 +251,11 @@ class Recorder:
     def _outbox_rows(self, change: LegChange) -> list[tuple[dict[str, Any], list[str]]]:
         """The outbox rows of a change, each with the webhooks it goes to."""
         info = self._legs[change.leg_id]
+        held = info.held.after(change.state.value, change.at_us)
+        if change.other is not None:  # a transfer: from now on, its events show the new party
+            info = self._legs[change.leg_id] = replace(info.with_other(change.other), held=held)
+        elif held is not info.held:
+            info = self._legs[change.leg_id] = replace(info, held=held)
         reason = change.reason.value if change.reason else None
         rows = [(event_values(info, info.user_id, change.state.value, change.sequence,
                               change.at_us, reason),
@@ -260,7 +265,7 @@ class Recorder:
             answered = change.answered_us if change.answered_us is not None \
                 else info.answered_us
             summary = summary_event(info, change.sequence + 1, info.created_us, answered,
-                                    change.at_us, reason or HangupReason.FAILED.value)
+                                    change.at_us, reason or HangupReason.FAILED.value, held)
             rows.append((outbox_values("summary", info.tenant_id, info.user_id, info.id,
                                        change.sequence + 1, summary), summary_webhooks))
         return rows
@@ -287,12 +292,19 @@ class _LegInfo:
     callee_name: str
     created_us: int
     answered_us: int | None = None  # known from the start only for a stored leg
+    held: HeldTime = NOT_HELD  # (a stored leg's is not known: counted from now)
 
     @classmethod
     def of(cls, leg: Leg) -> _LegInfo:
         return cls(leg.id, leg.call_id, leg.tenant_id, leg.user_id, leg.extension,
                    leg.direction.value, leg.caller.number, leg.caller.name,
                    leg.callee.number, leg.callee.name, leg.created_us)
+
+    def with_other(self, other: Party) -> _LegInfo:
+        """The leg with a new other party: the callee of an OUT leg, the caller of an IN."""
+        if self.direction == Direction.OUT.value:
+            return replace(self, callee_number=other.number, callee_name=other.name)
+        return replace(self, caller_number=other.number, caller_name=other.name)
 
     @classmethod
     def of_row(cls, row: LegRow) -> _LegInfo:
@@ -308,15 +320,20 @@ _CALLS, _LEGS, _CHANGES, _EVENTS, _DELIVERIES, _DIALOGS, _BINDINGS = (
     for model in (CallRow, LegRow, LegChangeRow, EventRow, DeliveryRow, DialogRow, BindingRow)
 )
 
+_PARTY_COLUMNS = ("caller_number", "caller_name", "callee_number", "callee_name")
+
 # One statement shape for every leg update of a batch (executemany): the leg's last state,
-# its first answer (not a resume from hold) and, once it hangs up, the end and the reason.
+# its first answer (not a resume from hold), once it hangs up, the end and the reason, and
+# after a transfer, its new other party.
 _UPDATE_LEG = (
     update(_LEGS)
     .where(_LEGS.c.id == bindparam("b_id"))
     .values(state=bindparam("b_state"),
             answered_at=func.coalesce(bindparam("b_answered_at"), _LEGS.c.answered_at),
             ended_at=func.coalesce(bindparam("b_ended_at"), _LEGS.c.ended_at),
-            reason=func.coalesce(bindparam("b_reason"), _LEGS.c.reason))
+            reason=func.coalesce(bindparam("b_reason"), _LEGS.c.reason),
+            **{column: func.coalesce(bindparam(f"b_{column}"), _LEGS.c[column])
+               for column in _PARTY_COLUMNS})
 )
 
 
@@ -329,13 +346,19 @@ _NEW_CALLS: dict[str, Insert] = {
 }
 
 
-def _leg_updates(changes: Iterable[LegChange]) -> list[dict[str, Any]]:
+def _leg_updates(changes: Iterable[LegChange],
+                 legs: Mapping[str, _LegInfo]) -> list[dict[str, Any]]:
     """One parameter set per leg, folding the batch's changes to it in order."""
     folded: dict[str, dict[str, Any]] = {}
     for change in changes:
         values = folded.setdefault(change.leg_id, {
-            "b_id": change.leg_id, "b_answered_at": None, "b_ended_at": None, "b_reason": None})
+            "b_id": change.leg_id, "b_answered_at": None, "b_ended_at": None, "b_reason": None,
+            **{f"b_{column}": None for column in _PARTY_COLUMNS}})
         values["b_state"] = change.state.value
+        if change.other is not None:
+            end = "callee" if legs[change.leg_id].direction == Direction.OUT.value else "caller"
+            values[f"b_{end}_number"] = change.other.number
+            values[f"b_{end}_name"] = change.other.name
         if change.answered_us is not None:  # the domain's rule (calls/leg.py), not ours
             values["b_answered_at"] = _at(change.answered_us)
         if change.state is LegState.HANGUP:

@@ -15,6 +15,7 @@ with the destination's SDP (SIP-NOTES.md, "Click-to-dial").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, assert_never
 
 import structlog
@@ -26,11 +27,12 @@ from sippy.Time.Timeout import Timeout
 from hookswitch.calls.commands import Signal
 from hookswitch.calls.dialogs import DialogRecord, DialogsClosed, DialogsSaved
 from hookswitch.calls.ids import CallId
-from hookswitch.calls.leg import HangupReason
+from hookswitch.calls.leg import HangupReason, Side
 from hookswitch.sip.bridge_state import (
     CALLER,
     AcceptLateOffer,
     Action,
+    Adopt,
     BecomeCaller,
     BridgeInput,
     BridgeMachine,
@@ -41,21 +43,25 @@ from hookswitch.sip.bridge_state import (
     EndCall,
     Failed,
     Finished,
+    HandOver,
     IllegalTransition,
     Peer,
     RefuseCaller,
     Relay,
+    Release,
+    Reoffer,
     ReofferCaller,
     Report,
     SaveDialogs,
     StartTimer,
     StopTimer,
+    TakeOver,
     TimedOut,
     Timer,
 )
 from hookswitch.sip.dialogs import snapshot
-from hookswitch.sip.sdp import inactive_copy
-from hookswitch.sip.translate import bridge_input, event_body
+from hookswitch.sip.sdp import continue_origin, inactive_copy, with_direction
+from hookswitch.sip.translate import bridge_input, event_body, is_established, with_body
 
 log = structlog.get_logger("hookswitch.sip")
 
@@ -81,7 +87,7 @@ NewUa = Callable[..., Any]
 
 class Bridge:
     __slots__ = ("_busy", "_emit", "_inputs", "_new_ua", "_now_us", "_on_dialogs", "_on_done",
-                 "_timers", "_uas", "call_id", "machine", "offer")
+                 "_released", "_timers", "_uas", "aliases", "call_id", "machine", "offer")
 
     def __init__(
         self,
@@ -106,6 +112,8 @@ class Bridge:
         self._timers: dict[Timer, Any] = {}
         self._inputs: list[tuple[BridgeInput, Any]] = []  # a deque costs 10 times more
         self._busy = False
+        self._released: Any = None  # a dialog given away by an attended transfer
+        self.aliases: tuple[CallId, ...] = ()  # the calls merged into this one
 
     @property
     def done(self) -> bool:
@@ -119,7 +127,7 @@ class Bridge:
         def on_event(event: Any, ua: Any) -> None:
             # A device that picked up plays the caller from then on (BecomeCaller).
             played = CALLER if self._uas.get(CALLER) is ua else peer
-            named = bridge_input(event, played, self._now_us())
+            named = bridge_input(event, played, self._now_us(), is_established(ua))
             if named is not None:
                 self.feed(named, event)
 
@@ -127,6 +135,17 @@ class Bridge:
 
     def end(self, reason: HangupReason) -> None:
         self.feed(EndCall(at_us=self._now_us(), reason=reason))
+
+    def hand_over(self, user_side: Side) -> Any:
+        """Attended transfer, the call that goes: hang up the user, return the other
+        party's dialog (None if this call could not give it: it ended meanwhile)."""
+        self.feed(HandOver(at_us=self._now_us(), user_side=user_side))
+        released, self._released = self._released, None
+        return released
+
+    def take_over(self, user_side: Side, dialog: Any) -> None:
+        """Attended transfer, the call that stays: ``dialog`` replaces the user."""
+        self.feed(TakeOver(at_us=self._now_us(), user_side=user_side), dialog)
 
     def feed(self, event: BridgeInput, raw: Any = None) -> None:
         """Hand an input to the machine and carry out its actions. Inputs that arrive while
@@ -142,7 +161,8 @@ class Bridge:
             self._busy = False
 
     def start(self, actions: list[Action]) -> None:
-        """Carry out the actions the machine was created with (click-to-dial)."""
+        """Carry out actions that answer no input: those the machine was created with
+        (click-to-dial), or a re-offer put off to the next turn of sippy's loop."""
         self._busy = True
         try:
             self._run(actions, None)
@@ -191,23 +211,44 @@ class Bridge:
                     (None, action.caller_number, action.callee_number, offer, None,
                      action.caller_name)))
             case Disconnect(peer=peer):
-                ua = self._uas.get(peer)
+                # Out of the call: what its UA says from now on (a 487, a BYE's answer)
+                # is not ours to hear, and its name may go to another dialog.
+                ua = self._uas.pop(peer, None)
                 if ua is not None:
+                    ua.event_cb = None
                     ua.recvEvent(CCEventDisconnect())
             case RefuseCaller(status=status, phrase=phrase):
                 self._uas[CALLER].recvEvent(CCEventFail((status, phrase)))
             case Relay(to=peer):
-                self._uas[peer].recvEvent(raw)
-            case BecomeCaller(peer=peer):
+                ua = self._uas[peer]
+                body = event_body(raw)
+                if body is not None:  # the peer sees one SDP session (RFC 3264 8)
+                    raw = with_body(raw, continue_origin(body, ua.lSDP))
+                ua.recvEvent(raw)
+            case BecomeCaller(peer=peer, resume=resume):
                 ua = self._uas.pop(peer)
                 self._uas[CALLER] = ua
-                self.offer = ua.rSDP.getCopy() if ua.rSDP is not None else None
+                sdp = ua.rSDP
+                self.offer = None if sdp is None else (
+                    with_direction(sdp, "sendrecv") if resume else sdp.getCopy())
+            case Reoffer(after_ack=True):
+                Timeout(self._reoffer_now, 0, 1, replace(action, after_ack=False))
+            case Reoffer(to=to, source=source, direction=direction):
+                sdp = self._uas[source].rSDP
+                if sdp is not None:
+                    self._reoffer(to, with_direction(sdp, direction.value))
+            case Release(peer=peer):
+                self._released = self._uas.pop(peer)
+                self._released.event_cb = None
+            case Adopt(peer=peer):
+                self._uas[peer] = raw
+                raw.event_cb = self.listener(peer)
             case AcceptLateOffer():
                 if self.offer is not None:
                     self._uas[CALLER].recvEvent(
                         CCEventConnect((200, "OK", inactive_copy(self.offer))))
             case ReofferCaller():
-                self._uas[CALLER].recvEvent(CCEventUpdate(event_body(raw)))
+                self._reoffer(CALLER, event_body(raw))
             case StartTimer(timer=timer, seconds=seconds):
                 self._stop_timer(timer)
                 self._timers[timer] = Timeout(self._timed_out, seconds, 1, timer)
@@ -236,6 +277,16 @@ class Bridge:
         ua = self._new_ua(self.listener(peer), nh_address=next_hop)
         self._uas[peer] = ua
         ua.recvEvent(event)
+
+    def _reoffer_now(self, action: Reoffer) -> None:
+        """A re-offer put off to the next turn of sippy's loop; the call may be gone."""
+        if not self.done and action.to in self._uas and action.source in self._uas:
+            self.start([action])
+
+    def _reoffer(self, peer: Peer, body: Any) -> None:
+        """re-INVITE ``peer`` with ``body``, as the next SDP of the session it knows."""
+        ua = self._uas[peer]
+        ua.recvEvent(CCEventUpdate(continue_origin(body, ua.lSDP)))
 
     def _callee_ua(self) -> Any:
         callee = self.machine.callee

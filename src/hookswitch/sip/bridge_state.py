@@ -24,6 +24,22 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
 - CONNECTED: re-INVITEs and their answers are relayed between the two sides. An offer that
   holds (sendonly, inactive, c=0.0.0.0) from either side makes the call held until both
   sides have resumed.
+- CONNECTED -> HELD by the hold command for the user on one side: the other side is
+  re-offered the user's SDP ``sendonly``, the user's phone the other side's SDP
+  ``inactive`` (so it shows the call held); resume (HELD, or CONNECTED held by a phone)
+  re-offers both ``sendrecv``. The answers to re-INVITEs we made up are ours: not relayed
+  (``OWN_ANSWERED``); a re-offer to a peer that has not answered our last one waits for
+  that answer. Holding a held call, or resuming one nobody holds, does nothing.
+  CONNECTING ignores both: the caller's re-INVITE is still pending.
+- A blind transfer (CONNECTING, CONNECTED or HELD -> DIALING) hangs up the user's side,
+  makes the other side the caller (its dialog is up: ``caller_up``) and calls the targets
+  with its SDP made ``sendrecv``; from there it is a click-to-dial after pick-up: the
+  answer is re-offered to the caller, a failure or a timeout hangs the caller up with that
+  reason. A transfer to a user with no device ends the call ``unavailable`` at once.
+- An attended transfer joins two calls of one user: the call that goes (``HAND_OVER``)
+  hangs up the user and gives its other party away, and ends without a report (the domain
+  knows); the call that stays (``TAKE_OVER``) hangs up the user and puts that party in the
+  user's place, then re-offers each side the other's SDP ``sendrecv``.
 - Every way a call ends (a BYE or CANCEL, every fork failing, a timeout, the hangup
   command, a refusal) leads to ENDED, once: CANCEL what rings, BYE what is answered, refuse
   a caller still waiting, report ``CallEnded`` with a reason. ENDED ignores everything.
@@ -34,7 +50,7 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import assert_never
 
@@ -47,7 +63,7 @@ from hookswitch.calls.commands import (
     UserPickedUp,
 )
 from hookswitch.calls.ids import CallId
-from hookswitch.calls.leg import HangupReason
+from hookswitch.calls.leg import HangupReason, Side
 
 
 class BridgeState(StrEnum):
@@ -58,6 +74,7 @@ class BridgeState(StrEnum):
     ALERTING = "alerting"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    HELD = "held"  # by the hold command (a phone's own hold is a flag of CONNECTED)
     ENDED = "ended"
 
 
@@ -82,6 +99,14 @@ class Peer:
 
 
 CALLER = Peer(Role.CALLER)
+
+
+class Direction(StrEnum):
+    """An SDP media direction (RFC 3264 5.1), for the offers the bridge makes up."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    INACTIVE = "inactive"
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -121,6 +146,50 @@ class DialTargets:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HoldSide:
+    """The hold command for the user on ``side`` of the call."""
+
+    at_us: int
+    side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeSide:
+    """The resume command for the user on ``side`` of the call."""
+
+    at_us: int
+    side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferTo:
+    """Blind transfer: hang up the user's side, call ``dial``'s targets for the party on
+    ``keep``."""
+
+    at_us: int
+    keep: Side
+    dial: DialTargets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOver:
+    """Attended transfer, the call that goes: hang up the user on ``user_side`` and give
+    the other party to the call that stays (the driver passes its dialog on)."""
+
+    at_us: int
+    user_side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakeOver:
+    """Attended transfer, the call that stays: the party handed over replaces the user on
+    ``user_side`` (the driver brings its dialog along with this input)."""
+
+    at_us: int
+    user_side: Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Refuse:
     """The domain refuses the call (404, 480, ...); ``reason`` None: it knows already."""
 
@@ -148,11 +217,14 @@ class Ringing:
 class Answered:
     """A 200 to an INVITE: the first answer of a fork or device, or the answer to a
     re-INVITE that was relayed. ``late_offer``: the 200 carries the peer's offer (an INVITE
-    sent without SDP), which still needs our answer."""
+    sent without SDP), which still needs our answer. ``refused``: the peer refused a
+    re-INVITE (488, 491) and its dialog stays up; that answer is relayed or dropped the
+    same way."""
 
     at_us: int
     peer: Peer
     late_offer: bool = False
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,7 +260,8 @@ class TimedOut:
 
 
 BridgeInput = (DialTargets | Refuse | EndCall | Ringing | Answered | Failed | HungUp
-               | Reoffered | TimedOut)
+               | Reoffered | TimedOut | HoldSide | ResumeSide | TransferTo | HandOver
+               | TakeOver)
 
 
 class InputKind(StrEnum):
@@ -215,6 +288,13 @@ class InputKind(StrEnum):
     CALLEE_ENDED = "callee-ended"
     RING_TIMEOUT = "ring-timeout"
     USER_TIMEOUT = "user-timeout"
+    HOLD = "hold"
+    RESUME = "resume"
+    TRANSFER = "transfer"
+    TRANSFER_NOWHERE = "transfer-nowhere"  # to a user with no device to ring
+    HAND_OVER = "hand-over"
+    TAKE_OVER = "take-over"
+    OWN_ANSWERED = "own-answered"  # the answer to a re-INVITE the bridge made up
     STRAY = "stray"  # from a peer that is not (or no longer) in the call
 
 
@@ -267,7 +347,35 @@ class Relay:
 
 @dataclass(frozen=True, slots=True)
 class BecomeCaller:
-    """The device that picked up is the caller from now on; its offer is the call's."""
+    """The device that picked up (or the party a transfer keeps) is the caller from now
+    on; its SDP is the call's offer, made ``sendrecv`` when ``resume`` (it may be held)."""
+
+    peer: Peer
+    resume: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reoffer:
+    """re-INVITE ``to`` with the last SDP of ``source``, every stream set to
+    ``direction``. ``after_ack``: it waited for ``to``'s answer to our last re-INVITE, so
+    it goes out once that answer has been ACKed (sippy ACKs after telling us)."""
+
+    to: Peer
+    source: Peer
+    direction: Direction
+    after_ack: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give the peer's dialog away (attended transfer): forget it without hanging up."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Adopt:
+    """The dialog given away by the other call plays ``peer`` here from now on."""
 
     peer: Peer
 
@@ -315,8 +423,8 @@ class Finished:
 
 
 Action = (CallDevice | CallFork | Disconnect | RefuseCaller | Relay | BecomeCaller
-          | AcceptLateOffer | ReofferCaller | StartTimer | StopTimer | Report | SaveDialogs
-          | Finished)
+          | AcceptLateOffer | ReofferCaller | Reoffer | Release | Adopt | StartTimer
+          | StopTimer | Report | SaveDialogs | Finished)
 
 
 class IllegalTransition(Exception):
@@ -335,7 +443,7 @@ K = InputKind
 
 # The states that can still end a call, and what ends it from each.
 _LIVE = (S.OFFERED, S.RINGING_USER, S.USER_ANSWERED, S.DIALING, S.ALERTING, S.CONNECTING,
-         S.CONNECTED)
+         S.CONNECTED, S.HELD)
 _WAITING = (S.DIALING, S.ALERTING)
 
 TRANSITIONS: dict[BridgeState, dict[InputKind, BridgeState]] = {
@@ -397,9 +505,33 @@ TRANSITIONS: dict[BridgeState, dict[InputKind, BridgeState]] = {
         K.CALLER_ENDED: S.ENDED,
         K.CALLEE_ENDED: S.ENDED,
         K.RING_TIMEOUT: S.CONNECTED,  # fired as the answer came in
+        K.HOLD: S.HELD,
+        K.RESUME: S.CONNECTED,  # re-offers only if a phone holds
+    },
+    S.HELD: {
+        K.CALLER_REOFFERED: S.HELD,
+        K.CALLER_ANSWERED: S.HELD,
+        K.CALLEE_REOFFERED: S.HELD,
+        K.CALLEE_ANSWERED: S.HELD,
+        K.CALLER_ENDED: S.ENDED,
+        K.CALLEE_ENDED: S.ENDED,
+        K.RING_TIMEOUT: S.HELD,
+        K.HOLD: S.HELD,  # held already: nothing to do
+        K.RESUME: S.CONNECTED,
     },
     S.ENDED: {},
 }
+# Both sides up: the user can hand its call on. Only hold, resume and an attended transfer
+# make up re-INVITEs (a transfer forgets them): only CONNECTED and HELD get their answers.
+for _state in (S.CONNECTING, S.CONNECTED, S.HELD):
+    TRANSITIONS[_state][K.TRANSFER] = S.DIALING
+    TRANSITIONS[_state][K.TRANSFER_NOWHERE] = S.ENDED
+    TRANSITIONS[_state][K.HAND_OVER] = S.ENDED
+    TRANSITIONS[_state][K.TAKE_OVER] = S.CONNECTED
+TRANSITIONS[S.CONNECTED][K.OWN_ANSWERED] = S.CONNECTED
+TRANSITIONS[S.HELD][K.OWN_ANSWERED] = S.HELD
+TRANSITIONS[S.CONNECTING][K.HOLD] = S.CONNECTING  # ignored: see the module rules
+TRANSITIONS[S.CONNECTING][K.RESUME] = S.CONNECTING
 for _state in _LIVE:
     TRANSITIONS[_state][K.END] = S.ENDED
     TRANSITIONS[_state][K.STRAY] = _state
@@ -463,6 +595,9 @@ class BridgeMachine:
     caller_holds: bool = False
     callee_holds: bool = False
     dialogs_saved: bool = False
+    awaiting: tuple[Peer, ...] = ()  # peers we re-INVITEd ourselves: their answers are ours
+    deferred: tuple[Reoffer, ...] = ()  # for peers in ``awaiting``: sent on their answer
+    peers_made: int = 0  # forks numbered so far (a transfer dials again)
 
     @classmethod
     def offered(cls, call_id: CallId) -> BridgeMachine:
@@ -496,8 +631,20 @@ class BridgeMachine:
                 return K.RING_TIMEOUT
             case TimedOut():
                 return K.USER_TIMEOUT
+            case HoldSide():
+                return K.HOLD
+            case ResumeSide():
+                return K.RESUME
+            case TransferTo(dial=dial):
+                return K.TRANSFER if dial.targets else K.TRANSFER_NOWHERE
+            case HandOver():
+                return K.HAND_OVER
+            case TakeOver():
+                return K.TAKE_OVER
             case Ringing(peer=peer):
                 return self._peer_kind(peer, K.DEVICE_RINGING, K.FORK_RINGING, None, None)
+            case Answered(peer=peer) if peer in self.awaiting:
+                return K.OWN_ANSWERED
             case Answered(peer=peer):
                 fork = K.FORK_ANSWERED_CALLER_UP if self.caller_up else K.FORK_ANSWERED
                 return self._peer_kind(peer, K.DEVICE_ANSWERED, fork, K.CALLER_ANSWERED,
@@ -594,8 +741,8 @@ class BridgeMachine:
                 return [StopTimer(Timer.RING), *self._end_caller(status, phrase_for_status(
                     status)), *self._ended(reason_for_status(status), event.at_us)]
             case K.RING_TIMEOUT:
-                if self.state is S.CONNECTED:
-                    return []
+                if self.state in (S.CONNECTED, S.HELD):
+                    return []  # fired as the answer came in
                 return [*self._disconnect_all(self.forks, Role.FORK),
                         *self._end_caller(480, "No Answer"),
                         *self._ended(HangupReason.NO_ANSWER, event.at_us)]
@@ -616,6 +763,38 @@ class BridgeMachine:
                         *self._ended(HangupReason.CANCELLED, event.at_us)]
             case K.CALLEE_ENDED:
                 return [Disconnect(CALLER), *self._ended(HangupReason.COMPLETED, event.at_us)]
+            case K.HOLD:
+                assert isinstance(event, HoldSide)
+                return self._hold(event)
+            case K.RESUME:
+                assert isinstance(event, ResumeSide)
+                return self._resume(event)
+            case K.TRANSFER:
+                assert isinstance(event, TransferTo)
+                return self._transfer(event)
+            case K.TRANSFER_NOWHERE:
+                assert isinstance(event, TransferTo)
+                return [Disconnect(self._peer_on(event.keep.other)),
+                        Disconnect(self._peer_on(event.keep)),
+                        *self._ended(HangupReason.UNAVAILABLE, event.at_us)]
+            case K.HAND_OVER:
+                assert isinstance(event, HandOver)
+                user, other = self._peer_on(event.user_side), self._peer_on(
+                    event.user_side.other)
+                self.callee = None
+                return [Disconnect(user), Release(other)]
+            case K.TAKE_OVER:
+                assert isinstance(event, TakeOver)
+                return self._take_over(event)
+            case K.OWN_ANSWERED:
+                assert isinstance(event, Answered)
+                self.awaiting = tuple(p for p in self.awaiting if p != event.peer)
+                waiting = [r for r in self.deferred if r.to == event.peer]
+                if not waiting:
+                    return []
+                self.deferred = tuple(r for r in self.deferred if r.to != event.peer)
+                return [*self._reoffer(*(replace(r, after_ack=True) for r in waiting)),
+                        SaveDialogs()]
             case K.STRAY:
                 return []
             case _:
@@ -623,8 +802,9 @@ class BridgeMachine:
 
     def _dial(self, event: DialTargets) -> list[Action]:
         actions: list[Action] = []
-        for number, target in enumerate(event.targets):
+        for number, target in enumerate(event.targets, start=self.peers_made):
             self.forks.append(number)
+            self.peers_made = number + 1
             actions.append(CallFork(Peer(Role.FORK, number), target, event.caller_number,
                                     event.caller_name, event.callee_number))
         actions.append(StartTimer(Timer.RING, event.ring_timeout))
@@ -663,18 +843,91 @@ class BridgeMachine:
             return []  # nobody to relay it to yet (a picked-up user's phone)
         from_caller = event.peer.role is Role.CALLER
         actions: list[Action] = [Relay(self.callee if from_caller else CALLER)]
-        before = self.caller_holds or self.callee_holds
+        before = self._held()
         if from_caller:
             self.caller_holds = event.holds
         else:
             self.callee_holds = event.holds
-        after = self.caller_holds or self.callee_holds
+        after = self._held()
         if before != after:
             actions.append(Report(HoldChanged(call_id=self.call_id, held=after,
                                               at_us=event.at_us)))
         return [*actions, SaveDialogs()]  # the re-INVITE used up a CSeq of a dialog
 
+    def _hold(self, event: HoldSide) -> list[Action]:
+        if self.state is not S.CONNECTED:
+            return []  # held already, or CONNECTING (see the module rules)
+        user, other = self._peer_on(event.side), self._peer_on(event.side.other)
+        return self._reoffer_both(
+            Reoffer(other, user, Direction.SENDONLY), Reoffer(user, other, Direction.INACTIVE),
+            was_held=self._held(), held=True, at_us=event.at_us)
+
+    def _resume(self, event: ResumeSide) -> list[Action]:
+        if self.state is S.CONNECTING or not self._held():
+            return []  # nobody holds, or the caller's re-INVITE is pending
+        user, other = self._peer_on(event.side), self._peer_on(event.side.other)
+        self.caller_holds = self.callee_holds = False
+        return self._reoffer_both(
+            Reoffer(other, user, Direction.SENDRECV), Reoffer(user, other, Direction.SENDRECV),
+            was_held=True, held=False, at_us=event.at_us)
+
+    def _reoffer_both(self, first: Reoffer, second: Reoffer, *, was_held: bool, held: bool,
+                      at_us: int) -> list[Action]:
+        actions = self._reoffer(first, second)
+        if was_held != held:
+            actions.append(Report(HoldChanged(call_id=self.call_id, held=held, at_us=at_us)))
+        return [*actions, SaveDialogs()]
+
+    def _transfer(self, event: TransferTo) -> list[Action]:
+        user, kept = self._peer_on(event.keep.other), self._peer_on(event.keep)
+        self.callee = None
+        self.caller_up = True
+        self._media_reset()
+        return [Disconnect(user), BecomeCaller(kept, resume=True), *self._dial(event.dial),
+                SaveDialogs()]
+
+    def _take_over(self, event: TakeOver) -> list[Action]:
+        user, kept = self._peer_on(event.user_side), self._peer_on(event.user_side.other)
+        if event.user_side is Side.CALLER:
+            joined = CALLER
+        else:
+            joined = Peer(Role.FORK, self.peers_made)
+            self.peers_made += 1
+            self.callee = joined
+        self._media_reset()
+        return [Disconnect(user), Adopt(joined),
+                *self._reoffer(Reoffer(kept, joined, Direction.SENDRECV),
+                               Reoffer(joined, kept, Direction.SENDRECV)), SaveDialogs()]
+
+    def _reoffer(self, *reoffers: Reoffer) -> list[Action]:
+        """Send each re-offer now, or, to a peer that has not answered our last one yet (a
+        dialog has one INVITE transaction at a time, RFC 3261 14.1), when it has: the
+        latest re-offer per peer wins."""
+        actions: list[Action] = []
+        for reoffer in reoffers:
+            if reoffer.to in self.awaiting:
+                self.deferred = (*(r for r in self.deferred if r.to != reoffer.to), reoffer)
+            else:
+                self.awaiting = (*self.awaiting, reoffer.to)
+                actions.append(reoffer)
+        return actions
+
     # --- helpers ----------------------------------------------------------------------------
+
+    def _peer_on(self, side: Side) -> Peer:
+        """The dialog on ``side`` of an answered call."""
+        if side is Side.CALLER:
+            return CALLER
+        assert self.callee is not None, "an answered call has a callee"
+        return self.callee
+
+    def _held(self) -> bool:
+        return self.state is S.HELD or self.caller_holds or self.callee_holds
+
+    def _media_reset(self) -> None:
+        """A new pair of parties: nobody holds, and no answer of ours is pending."""
+        self.caller_holds = self.callee_holds = False
+        self.awaiting = self.deferred = ()
 
     def _note_failure(self, event: BridgeInput) -> None:
         """A device or fork is out: remember its status for the final answer."""

@@ -28,11 +28,18 @@ from hookswitch.calls.commands import (
     Command,
     Connect,
     Hangup,
+    Hold,
+    Merge,
     Reject,
+    Resume,
     RingUser,
     Signal,
+    Transfer,
     TrunkNumber,
     UserDevices,
+)
+from hookswitch.calls.commands import (
+    Target as CommandTarget,
 )
 from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.directory import Directory
@@ -53,9 +60,12 @@ from hookswitch.sip.bridge_state import (
     CALLER,
     BridgeMachine,
     DialTargets,
+    HoldSide,
     Refuse,
+    ResumeSide,
     RingDevices,
     Target,
+    TransferTo,
 )
 from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.dialogs import send_bye
@@ -242,6 +252,15 @@ class SipGateway:
                 bridge.end(HangupReason.API)
             case Connect():
                 self._connect(bridge, command)
+            case Hold(side=side):
+                bridge.feed(HoldSide(at_us=now_us(), side=side))
+            case Resume(side=side):
+                bridge.feed(ResumeSide(at_us=now_us(), side=side))
+            case Transfer():
+                bridge.feed(TransferTo(at_us=now_us(), keep=command.keep, dial=self._dial(
+                    command.target, command)))
+            case Merge():
+                self._merge(bridge, command)
             case RingUser():  # handled above: it creates the bridge
                 pass
             case _:
@@ -265,22 +284,42 @@ class SipGateway:
         bridge.start(actions)
 
     def _connect(self, bridge: Bridge, command: Connect) -> None:
+        dial = self._dial(command.target, command)
+        if not dial.targets:
+            bridge.feed(Refuse(at_us=now_us(), status=480, phrase="Temporarily Unavailable",
+                               reason=HangupReason.UNAVAILABLE))
+            return
+        bridge.feed(dial)
+
+    def _dial(self, target: CommandTarget, command: Connect | Transfer) -> DialTargets:
+        """Where ``target`` is rung now: a user's registered devices, or the trunk."""
         targets: tuple[Target, ...]
-        match command.target:
+        match target:
             case UserDevices(user_id=user_id):
                 targets = self._devices(user_id)
             case TrunkNumber(host=host, port=port):
                 targets = (Target(next_hop=(host, port), contact=None),)
             case _:
-                assert_never(command.target)
-        if not targets:
-            bridge.feed(Refuse(at_us=now_us(), status=480, phrase="Temporarily Unavailable",
-                               reason=HangupReason.UNAVAILABLE))
-            return
-        bridge.feed(DialTargets(
+                assert_never(target)
+        return DialTargets(
             at_us=now_us(), targets=targets, caller_number=command.caller_number,
             caller_name=command.caller_name, callee_number=command.callee_number,
-            ring_timeout=command.ring_timeout))
+            ring_timeout=command.ring_timeout)
+
+    def _merge(self, staying: Bridge, command: Merge) -> None:
+        """Attended transfer: the other call gives its party's dialog to this one, and
+        from then on its call id names this bridge too."""
+        going = self.bridges.get(command.other_call_id)
+        dialog = None if going is None or going is staying else going.hand_over(
+            command.other_user_side)
+        if going is None or dialog is None:  # it ended meanwhile: nothing to join
+            staying.end(HangupReason.FAILED)
+            return
+        self.bridges[command.other_call_id] = staying
+        staying.aliases = (*staying.aliases, command.other_call_id, *going.aliases)
+        for alias in going.aliases:
+            self.bridges[alias] = staying
+        staying.take_over(command.user_side, dialog)
 
     def _new_bridge(self, machine: BridgeMachine, caller: Any = None,
                     offer: Any = None) -> Bridge:
@@ -439,7 +478,10 @@ class SipGateway:
         return ua
 
     def _bridge_done(self, call_id: CallId) -> None:
-        self.bridges.pop(call_id, None)
+        bridge = self.bridges.pop(call_id, None)
+        for alias in bridge.aliases if bridge is not None else ():
+            if self.bridges.get(alias) is bridge:
+                del self.bridges[alias]
 
     def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

@@ -27,10 +27,14 @@ from hookswitch.sip.bridge_state import (
 from hookswitch.sip.sdp import sdp_holds
 
 
-def bridge_input(event: Any, peer: Peer, at_us: int) -> BridgeInput | None:
+def bridge_input(event: Any, peer: Peer, at_us: int,
+                 established: bool = False) -> BridgeInput | None:
     """What a sippy UA's event means for the bridge; None for events it does not use
-    (INFO, DTMF and the like)."""
+    (INFO, DTMF and the like). ``established``: the UA's dialog is up after the event (a
+    failure then is a refused re-INVITE, 488 or 491, not the end of the call)."""
     match event:
+        case CCEventFail() if established:
+            return Answered(at_us=at_us, peer=peer, refused=True)
         case CCEventRing():
             return Ringing(at_us=at_us, peer=peer)
         case CCEventPreConnect():  # a 200 carrying the peer's offer (we sent none)
@@ -44,6 +48,11 @@ def bridge_input(event: Any, peer: Peer, at_us: int) -> BridgeInput | None:
         case CCEventUpdate():
             return Reoffered(at_us=at_us, peer=peer, holds=sdp_holds(event_body(event)))
     return None
+
+
+def is_established(ua: Any) -> bool:
+    """The UA's dialog is up (sippy's Connected and Updating states say so)."""
+    return bool(getattr(ua.state, "connected", False)) if ua.state is not None else False
 
 
 def is_new_call(event: Any) -> bool:
@@ -74,3 +83,12 @@ def event_body(event: Any) -> Any:
     if isinstance(event, CCEventUpdate):
         return data
     return None
+
+
+def with_body(event: Any, body: Any) -> Any:
+    """``event`` carrying ``body`` instead (the same event when it is the same body)."""
+    if body is event_body(event):
+        return event
+    data = event.getData()
+    event.data = (*data[:2], body, *data[3:]) if isinstance(data, tuple) else body
+    return event

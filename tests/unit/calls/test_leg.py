@@ -16,6 +16,7 @@ from hookswitch.calls.leg import (
     LegSignal,
     LegState,
     Party,
+    Side,
 )
 
 
@@ -54,7 +55,12 @@ EXPECTED = {
     (LegState.ACTIVE, LegSignal.ENDED): LegState.HANGUP,
     (LegState.HELD, LegSignal.RESUMED): LegState.ACTIVE,
     (LegState.HELD, LegSignal.ENDED): LegState.HANGUP,
+    (LegState.ACTIVE, LegSignal.REDIALED): LegState.RINGING,
+    (LegState.HELD, LegSignal.REDIALED): LegState.RINGING,
+    (LegState.ACTIVE, LegSignal.RECONNECTED): LegState.ACTIVE,
+    (LegState.HELD, LegSignal.RECONNECTED): LegState.ACTIVE,
 }
+NEW_PARTY = Party(number="230", name="Ann Lee")
 SELF_LOOPS = {
     (LegState.ACTIVE, LegSignal.ANSWERED),
     (LegState.ACTIVE, LegSignal.RESUMED),
@@ -68,18 +74,18 @@ def test_every_state_and_signal(state: LegState, signal: LegSignal) -> None:
     leg = leg_in(state)
     history_before = list(leg.history)
     if (state, signal) in EXPECTED:
-        change = leg.apply(signal, 99_000, HangupReason.API)
+        change = leg.apply(signal, 99_000, HangupReason.API, NEW_PARTY)
         assert change is not None
         assert leg.state is EXPECTED[state, signal] is change.state
         assert change.sequence == len(history_before) + 1
         assert leg.history == [*history_before, change]
     elif (state, signal) in SELF_LOOPS:
-        assert leg.apply(signal, 99_000, HangupReason.API) is None
+        assert leg.apply(signal, 99_000, HangupReason.API, NEW_PARTY) is None
         assert leg.state is state
         assert leg.history == history_before
     else:
         with pytest.raises(IllegalTransition):
-            leg.apply(signal, 99_000, HangupReason.API)
+            leg.apply(signal, 99_000, HangupReason.API, NEW_PARTY)
         assert leg.state is state
         assert leg.history == history_before
 
@@ -119,3 +125,37 @@ def test_resume_after_hold_keeps_the_first_answer_time() -> None:
     leg.apply(LegSignal.RESUMED, 4_000)
     assert leg.answered_us == 2_000
     assert [c.sequence for c in leg.history] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+def test_a_transfer_gives_the_leg_its_new_other_party(direction: Direction) -> None:
+    leg = new_leg()
+    leg.direction = direction
+    leg.apply(LegSignal.ANSWERED, 2_000)
+    before = (leg.caller, leg.callee)
+    change = leg.apply(LegSignal.REDIALED, 3_000, other=NEW_PARTY)
+    assert change is not None and change.other == NEW_PARTY
+    assert leg.other == NEW_PARTY and leg.state is LegState.RINGING
+    # Only the other end changes: the user's own end stays.
+    mine = before[0] if direction is Direction.OUT else before[1]
+    assert (leg.caller if direction is Direction.OUT else leg.callee) == mine
+    leg.apply(LegSignal.ANSWERED, 4_000)
+    assert leg.answered_us == 2_000, "answered once; a transfer is not a new answer"
+
+
+@pytest.mark.parametrize("signal", [LegSignal.REDIALED, LegSignal.RECONNECTED])
+def test_a_transfer_without_the_new_party_is_refused(signal: LegSignal) -> None:
+    leg = leg_in(LegState.ACTIVE)
+    with pytest.raises(ValueError, match="other party"):
+        leg.apply(signal, 5_000)
+    assert leg.state is LegState.ACTIVE
+
+
+def test_sides_start_from_the_direction() -> None:
+    leg = new_leg()
+    assert leg.side is Side.CALLER and leg.side.other is Side.CALLEE
+    leg_in_ = Leg(id=LegId("leg-2"), call_id=CallId("call-1"), tenant_id=TenantId("t"),
+                  user_id=UserId("v"), extension="200", direction=Direction.IN,
+                  caller=Party(number="210", name="Jane Doe"),
+                  callee=Party(number="200", name="John Doe"), created_us=1_000)
+    assert leg_in_.side is Side.CALLEE and leg_in_.other.number == "210"

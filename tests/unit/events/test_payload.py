@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hookswitch.events.payload import call_event, summary_event
+from hookswitch.events.payload import HeldTime, call_event, summary_event
 
 # The RINGING event of the docs' Example 1: an external call from +3228992675 to 200.
 EXAMPLE_1 = {
@@ -60,9 +60,18 @@ def test_a_summary_of_an_answered_leg() -> None:
         "caller_number": "+3228992675", "caller_name": "+3228992675",
         "callee_number": "200", "callee_name": "John Doe", "started_at": "1000000",
         "answered_at": "3000000", "ended_at": "65500000", "duration": "62",
-        "reason": "completed", "timestamp": "65500000"}
+        "reason": "completed", "timestamp": "65500000", "held_duration": "0"}
 
 
 def test_a_summary_of_a_leg_never_answered() -> None:
     summary = summary_event(Leg(), 2, 1_000_000, None, 9_000_000, "no-answer")
     assert (summary["answered_at"], summary["duration"]) == ("", "0")
+
+
+def test_held_time_counts_every_hold_until_resumed_or_ended() -> None:
+    held = HeldTime()
+    for state, at in (("ACTIVE", 1), ("HELD", 2_000_000), ("HELD", 3_000_000),
+                      ("ACTIVE", 12_000_000), ("HELD", 20_000_000)):
+        held = held.after(state, at)
+    summary = summary_event(Leg(), 7, 1, 1, 25_500_000, "completed", held)
+    assert summary["held_duration"] == "15"  # 10 s, then 5.5 s still held at the end

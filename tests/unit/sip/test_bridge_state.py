@@ -16,12 +16,13 @@ from hookswitch.calls.commands import (
     UserPickedUp,
 )
 from hookswitch.calls.ids import CallId
-from hookswitch.calls.leg import HangupReason
+from hookswitch.calls.leg import HangupReason, Side
 from hookswitch.sip.bridge_state import (
     CALLER,
     TRANSITIONS,
     AcceptLateOffer,
     Action,
+    Adopt,
     Answered,
     BecomeCaller,
     BridgeInput,
@@ -30,10 +31,13 @@ from hookswitch.sip.bridge_state import (
     CallDevice,
     CallFork,
     DialTargets,
+    Direction,
     Disconnect,
     EndCall,
     Failed,
     Finished,
+    HandOver,
+    HoldSide,
     HungUp,
     IllegalTransition,
     InputKind,
@@ -41,18 +45,23 @@ from hookswitch.sip.bridge_state import (
     Refuse,
     RefuseCaller,
     Relay,
+    Release,
+    Reoffer,
     ReofferCaller,
     Reoffered,
     Report,
+    ResumeSide,
     RingDevices,
     Ringing,
     Role,
     SaveDialogs,
     StartTimer,
     StopTimer,
+    TakeOver,
     Target,
     TimedOut,
     Timer,
+    TransferTo,
 )
 
 S, K = BridgeState, InputKind
@@ -112,6 +121,10 @@ def machine_in(state: BridgeState, pending: int = 2, click: bool = False) -> Bri
         S.CONNECTED: lambda: (fed(machine_in(S.CONNECTING), Answered(at_us=at(), peer=CALLER))
                               if click else fed(offered, dial(2),
                                                 Answered(at_us=at(), peer=fork(0)))),
+        # Held by the command for the caller, both re-INVITEs answered.
+        S.HELD: lambda: fed(machine_in(S.CONNECTED), HoldSide(at_us=at(), side=Side.CALLER),
+                            Answered(at_us=at(), peer=fork(0)),
+                            Answered(at_us=at(), peer=CALLER)),
         S.ENDED: lambda: fed(offered, EndCall(at_us=at(), reason=HangupReason.API)),
     }
     machine = builders[state]()
@@ -275,15 +288,7 @@ def _up_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
             lambda a: a == [Relay(CALLER), SaveDialogs()]),
         (state, K.CALLEE_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=fork(0)),
                                      state, lambda a: a == [Relay(CALLER)]),
-        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(fork(0))
-                                  and ended_with(HangupReason.COMPLETED)(a)),
-        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
-                                  lambda a: a[0] == Disconnect(CALLER)
-                                  and ended_with(HangupReason.COMPLETED)(a)),
-        (state, K.END): (_in(state), END, S.ENDED,
-                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
-                         and ended_with(HangupReason.API)(a)),
+        **_answered_ending_cases(state),
         (state, K.STRAY): (_in(state), STRAY, state, nothing),
     }
     if click:  # the user's phone answers our re-INVITE: swallowed
@@ -300,6 +305,117 @@ def _up_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
     return cases
 
 
+def _answered_ending_cases(state: BridgeState) -> dict[tuple[BridgeState, InputKind], Case]:
+    """How an answered call (CONNECTED or HELD) ends: a BYE from either side, or the
+    hangup command."""
+    return {
+        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(fork(0))
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
+                                  lambda a: a[0] == Disconnect(CALLER)
+                                  and ended_with(HangupReason.COMPLETED)(a)),
+        (state, K.END): (_in(state), END, S.ENDED,
+                         lambda a: has(Disconnect(fork(0)), Disconnect(CALLER))(a)
+                         and ended_with(HangupReason.API)(a)),
+    }
+
+
+def _held_cases() -> dict[tuple[BridgeState, InputKind], Case]:
+    """HELD (by the command) takes what CONNECTED takes; re-INVITEs from the phones are
+    relayed, but the call stays held until the resume command."""
+    state = S.HELD
+    return {
+        (state, K.CALLER_REOFFERED): (
+            _in(state), lambda: Reoffered(at_us=at(), peer=CALLER, holds=False), state,
+            lambda a: a == [Relay(fork(0)), SaveDialogs()]),
+        (state, K.CALLEE_REOFFERED): (
+            _in(state), lambda: Reoffered(at_us=at(), peer=fork(0), holds=True), state,
+            lambda a: a == [Relay(CALLER), SaveDialogs()]),
+        (state, K.CALLER_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=CALLER),
+                                     state, lambda a: a == [Relay(fork(0))]),
+        (state, K.CALLEE_ANSWERED): (_in(state), lambda: Answered(at_us=at(), peer=fork(0)),
+                                     state, lambda a: a == [Relay(CALLER)]),
+        **_answered_ending_cases(state),
+        (state, K.RING_TIMEOUT): (_in(state), lambda: TimedOut(at_us=at(), timer=Timer.RING),
+                                  state, nothing),
+        (state, K.STRAY): (_in(state), STRAY, state, nothing),
+    }
+
+
+def held_change(held: bool) -> Report:
+    return Report(HoldChanged(call_id=CALL, held=held, at_us=0))
+
+
+def same_reports(actions: list[Action], expected: list[Report]) -> bool:
+    """The reports, times aside."""
+    return [type(r.signal)(**{**_fields(r.signal), "at_us": 0}) for r in actions
+            if isinstance(r, Report)] == [r.signal for r in expected]
+
+
+def _fields(signal: object) -> dict[str, object]:
+    return {name: getattr(signal, name) for name in signal.__slots__}  # type: ignore[attr-defined]
+
+
+HOLD = lambda: HoldSide(at_us=at(), side=Side.CALLER)  # noqa: E731
+RESUME = lambda: ResumeSide(at_us=at(), side=Side.CALLER)  # noqa: E731
+
+
+def transfer(keep: Side, count: int = 1) -> Callable[[], TransferTo]:
+    return lambda: TransferTo(at_us=at(), keep=keep, dial=dial(count))
+
+
+def _command_cases() -> dict[tuple[BridgeState, InputKind], Case]:
+    """The call-control commands: hold, resume, transfer (blind and attended), and the
+    answers to the re-INVITEs they make up."""
+    cases: dict[tuple[BridgeState, InputKind], Case] = {
+        (S.CONNECTED, K.HOLD): (
+            _in(S.CONNECTED), HOLD, S.HELD,
+            lambda a: a[:2] == [Reoffer(fork(0), CALLER, Direction.SENDONLY),
+                                Reoffer(CALLER, fork(0), Direction.INACTIVE)]
+            and same_reports(a, [held_change(True)]) and a[-1] == SaveDialogs()),
+        (S.HELD, K.HOLD): (_in(S.HELD), HOLD, S.HELD, nothing),
+        (S.CONNECTING, K.HOLD): (_in(S.CONNECTING), HOLD, S.CONNECTING, nothing),
+        (S.HELD, K.RESUME): (
+            _in(S.HELD), RESUME, S.CONNECTED,
+            lambda a: a[:2] == [Reoffer(fork(0), CALLER, Direction.SENDRECV),
+                                Reoffer(CALLER, fork(0), Direction.SENDRECV)]
+            and same_reports(a, [held_change(False)])),
+        (S.CONNECTED, K.RESUME): (_in(S.CONNECTED), RESUME, S.CONNECTED, nothing),
+        (S.CONNECTING, K.RESUME): (_in(S.CONNECTING), RESUME, S.CONNECTING, nothing),
+        # Our re-INVITEs' answers are not relayed.
+        (S.CONNECTED, K.OWN_ANSWERED): (
+            lambda: fed(machine_in(S.HELD), RESUME()),
+            lambda: Answered(at_us=at(), peer=fork(0), refused=True), S.CONNECTED, nothing),
+        (S.HELD, K.OWN_ANSWERED): (
+            lambda: fed(machine_in(S.CONNECTED), HOLD()),
+            lambda: Answered(at_us=at(), peer=CALLER), S.HELD, nothing),
+    }
+    for state in (S.CONNECTING, S.CONNECTED, S.HELD):
+        # The callee (fork 0) transfers; the caller stays and is the caller still.
+        cases[(state, K.TRANSFER)] = (
+            _in(state), transfer(Side.CALLER), S.DIALING,
+            lambda a: a[:2] == [Disconnect(fork(0)), BecomeCaller(CALLER, resume=True)]
+            and [x.peer for x in a if isinstance(x, CallFork)] == [fork(2)]
+            and StartTimer(Timer.RING, 60) in a and a[-1] == SaveDialogs()
+            and not reports(a))
+        cases[(state, K.TRANSFER_NOWHERE)] = (
+            _in(state), transfer(Side.CALLEE, count=0), S.ENDED,
+            lambda a: a[:2] == [Disconnect(CALLER), Disconnect(fork(0))]
+            and ended_with(HangupReason.UNAVAILABLE)(a))
+        cases[(state, K.HAND_OVER)] = (
+            _in(state), lambda: HandOver(at_us=at(), user_side=Side.CALLER), S.ENDED,
+            lambda a: a == [Disconnect(CALLER), Release(fork(0)), Finished(True)])
+        cases[(state, K.TAKE_OVER)] = (
+            _in(state), lambda: TakeOver(at_us=at(), user_side=Side.CALLEE), S.CONNECTED,
+            lambda a: a == [Disconnect(fork(0)), Adopt(fork(2)),
+                            Reoffer(CALLER, fork(2), Direction.SENDRECV),
+                            Reoffer(fork(2), CALLER, Direction.SENDRECV), SaveDialogs()])
+    return cases
+
+
+CASES.update(_held_cases())
+CASES.update(_command_cases())
 for _state in (S.DIALING, S.ALERTING):
     CASES.update(_waiting_cases(_state))
 for _state in (S.CONNECTING, S.CONNECTED):
@@ -347,6 +463,11 @@ def test_illegal_pairs_raise_and_change_nothing() -> None:
         K.CALLER_ENDED: CALLER_BYE,
         K.RING_TIMEOUT: lambda: TimedOut(at_us=at(), timer=Timer.RING),
         K.USER_TIMEOUT: lambda: TimedOut(at_us=at(), timer=Timer.USER),
+        K.HOLD: HOLD, K.RESUME: RESUME,
+        K.TRANSFER: transfer(Side.CALLER),
+        K.TRANSFER_NOWHERE: transfer(Side.CALLER, count=0),
+        K.HAND_OVER: lambda: HandOver(at_us=at(), user_side=Side.CALLER),
+        K.TAKE_OVER: lambda: TakeOver(at_us=at(), user_side=Side.CALLER),
     }
     checked = 0
     for state, kind in ILLEGAL:
@@ -362,7 +483,7 @@ def test_illegal_pairs_raise_and_change_nothing() -> None:
         assert (machine.state, set(machine.forks), set(machine.devices),
                 machine.callee) == before
         checked += 1
-    assert checked >= 10
+    assert checked >= 40
 
 
 # --- scenarios, as a call goes ---------------------------------------------------------------
@@ -427,3 +548,91 @@ def test_a_fork_hanging_up_before_it_answers_counts_as_failed() -> None:
 def test_a_call_never_answered_has_no_dialogs_to_close() -> None:
     machine = fed(BridgeMachine.offered(CALL), dial(1))
     assert machine.handle(END())[-1] == Finished(dialogs_saved=False)
+
+
+def test_blind_transfer_from_the_caller_to_connected() -> None:
+    machine = machine_in(S.CONNECTED)  # caller (a phone) and fork 0 (the callee) talk
+    # The caller's user transfers: fork 0 stays and becomes the caller.
+    actions = machine.handle(transfer(Side.CALLEE)())
+    assert actions[:2] == [Disconnect(CALLER), BecomeCaller(fork(0), resume=True)]
+    assert machine.callee is None and machine.caller_up
+    machine.handle(Ringing(at_us=at(), peer=fork(2)))
+    answered = machine.handle(Answered(at_us=at(), peer=fork(2)))
+    assert ReofferCaller() in answered and Relay(CALLER) not in answered
+    assert machine.state is S.CONNECTING and machine.callee == fork(2)
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert machine.state is S.CONNECTED
+
+
+@pytest.mark.parametrize(("status", "reason"), [(486, HangupReason.BUSY),
+                                                (480, HangupReason.UNAVAILABLE),
+                                                (603, HangupReason.REJECTED)])
+def test_a_blind_transfer_nobody_answers_hangs_up_the_party_kept(
+        status: int, reason: HangupReason) -> None:
+    machine = fed(machine_in(S.HELD), transfer(Side.CALLER)())
+    actions = machine.handle(Failed(at_us=at(), peer=fork(2), status=status))
+    assert Disconnect(CALLER) in actions and not any(isinstance(a, RefuseCaller)
+                                                     for a in actions)
+    assert ended_with(reason)(actions)
+
+
+def test_a_blind_transfer_that_rings_too_long_ends_no_answer() -> None:
+    machine = fed(machine_in(S.CONNECTED), transfer(Side.CALLER)())
+    actions = machine.handle(TimedOut(at_us=at(), timer=Timer.RING))
+    assert has(Disconnect(fork(2)), Disconnect(CALLER))(actions)
+    assert ended_with(HangupReason.NO_ANSWER)(actions)
+
+
+def test_attended_transfer_joins_the_other_parties_of_two_calls() -> None:
+    staying = machine_in(S.HELD)  # the user is the caller; fork 0 waits on hold
+    going = machine_in(S.CONNECTED)  # the user is the caller here too; fork 0 is the target
+    given = going.handle(HandOver(at_us=at(), user_side=Side.CALLER))
+    assert given == [Disconnect(CALLER), Release(fork(0)), Finished(True)]
+    assert not reports(given), "the domain ends the user's legs itself"
+    joined = staying.handle(TakeOver(at_us=at(), user_side=Side.CALLER))
+    assert joined == [Disconnect(CALLER), Adopt(CALLER),
+                      Reoffer(fork(0), CALLER, Direction.SENDRECV),
+                      Reoffer(CALLER, fork(0), Direction.SENDRECV), SaveDialogs()]
+    assert staying.state is S.CONNECTED
+    # Both answers are ours; a later re-INVITE from either side is relayed again.
+    assert staying.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert staying.handle(Answered(at_us=at(), peer=fork(0))) == []
+    assert staying.handle(Answered(at_us=at(), peer=fork(0))) == [Relay(CALLER)]
+
+
+def test_resume_lifts_a_hold_made_by_a_phone() -> None:
+    machine = fed(machine_in(S.CONNECTED),
+                  Reoffered(at_us=at(), peer=fork(0), holds=True))
+    actions = machine.handle(ResumeSide(at_us=at(), side=Side.CALLEE))
+    assert actions[:2] == [Reoffer(CALLER, fork(0), Direction.SENDRECV),
+                           Reoffer(fork(0), CALLER, Direction.SENDRECV)]
+    assert same_reports(actions, [held_change(False)])
+    assert not machine.callee_holds
+
+
+def test_a_refused_reinvite_from_a_phone_is_relayed_and_the_call_stays() -> None:
+    machine = machine_in(S.CONNECTED)
+    machine.handle(Reoffered(at_us=at(), peer=CALLER, holds=True))
+    assert machine.handle(Answered(at_us=at(), peer=fork(0), refused=True)) == [Relay(CALLER)]
+    assert machine.state is S.CONNECTED
+
+
+def test_a_resume_before_the_phones_answered_the_hold_waits_for_their_answers() -> None:
+    machine = machine_in(S.CONNECTED)
+    held = machine.handle(HoldSide(at_us=at(), side=Side.CALLER))
+    assert held[:2] == [Reoffer(fork(0), CALLER, Direction.SENDONLY),
+                        Reoffer(CALLER, fork(0), Direction.INACTIVE)]
+    # A dialog has one INVITE transaction at a time: nothing goes out before the answers,
+    # but the state (and the report) follows the command at once.
+    resumed = machine.handle(ResumeSide(at_us=at(), side=Side.CALLER))
+    assert not any(isinstance(a, Reoffer) for a in resumed)
+    assert same_reports(resumed, [held_change(False)]) and machine.state is S.CONNECTED
+    # (Sent once sippy has ACKed the answer: it tells us before it ACKs.)
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == [
+        Reoffer(fork(0), CALLER, Direction.SENDRECV, after_ack=True), SaveDialogs()]
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == [
+        Reoffer(CALLER, fork(0), Direction.SENDRECV, after_ack=True), SaveDialogs()]
+    # Those answers are ours too; after them a phone's re-INVITE is relayed again.
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == []
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == [Relay(CALLER)]

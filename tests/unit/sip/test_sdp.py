@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sippy.MsgBody import MsgBody
 
-from hookswitch.sip.sdp import inactive_copy, sdp_holds
+from hookswitch.sip.sdp import continue_origin, inactive_copy, sdp_holds, with_direction
 
 SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
@@ -33,3 +33,32 @@ def test_the_inactive_copy_has_one_inactive_line_per_stream_and_nothing_else_cha
     assert not {"a=sendrecv", "a=recvonly"} & set(copy)
     assert [line for line in copy if line and line != "a=inactive"] == [
         line for line in SDP.split("\r\n") if line and line not in ("a=sendrecv", "a=recvonly")]
+
+
+@pytest.mark.parametrize("direction", ["sendonly", "sendrecv", "inactive"])
+def test_with_direction_sets_every_stream(direction: str) -> None:
+    lines = str(with_direction(MsgBody(SDP), direction)).split("\r\n")
+    assert [line for line in lines if line.startswith("a=") and "rtpmap" not in line] == [
+        f"a={direction}", f"a={direction}"]
+
+
+OTHER = SDP.replace("o=- 1 1 IN IP4 127.0.0.1", "o=bob 77 5 IN IP4 10.0.0.9").replace(
+    "m=audio 4000", "m=audio 5000")
+
+
+def test_another_phones_sdp_continues_the_session_this_peer_knows() -> None:
+    """RFC 3264 8: same username, session id and address; the version one up."""
+    sent = str(continue_origin(MsgBody(OTHER), MsgBody(SDP)))
+    assert "o=- 1 2 IN IP4 127.0.0.1\r\n" in sent
+    assert "m=audio 5000" in sent
+
+
+def test_an_unchanged_sdp_keeps_its_version() -> None:
+    again = SDP.replace("o=- 1 1", "o=bob 77 5")
+    assert "o=- 1 1 IN IP4" in str(continue_origin(MsgBody(again), MsgBody(SDP)))
+
+
+def test_the_same_phones_next_sdp_passes_unchanged() -> None:
+    nxt = MsgBody(SDP.replace("o=- 1 1", "o=- 1 2").replace("a=sendrecv", "a=sendonly"))
+    assert continue_origin(nxt, MsgBody(SDP)) is nxt
+    assert continue_origin(nxt, None) is nxt

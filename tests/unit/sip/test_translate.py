@@ -53,6 +53,11 @@ def test_each_event_has_its_named_input(event: object, expected: object) -> None
     assert bridge_input(event, FORK, 7) == expected
 
 
+def test_a_failure_on_an_established_dialog_is_a_refused_reinvite() -> None:
+    assert bridge_input(CCEventFail((488, "Not Acceptable Here")), FORK, 7,
+                        established=True) == Answered(at_us=7, peer=FORK, refused=True)
+
+
 def test_events_the_bridge_does_not_use_are_none() -> None:
     assert bridge_input(CCEventInfo(None), CALLER, 7) is None
 

@@ -1,4 +1,5 @@
-"""``POST /v3/call_control/``: click-to-dial and hangup (rate-limit scope ``call-control``)."""
+"""``POST /v3/call_control/``: click-to-dial, hangup, hold, resume and transfer (rate-limit
+scope ``call-control``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ from hookswitch.api.schemas import (
     ClickToDialRequest,
     HangupRequest,
     HangupResult,
+    HoldRequest,
+    LegStateResult,
+    ResumeRequest,
+    TransferAccepted,
+    TransferRequest,
 )
 from hookswitch.api.services import Services, ServicesDep
 from hookswitch.calls.errors import CallControlError
@@ -33,9 +39,14 @@ from hookswitch.calls.policy import Principal
 
 router = APIRouter(tags=["call control"])
 
-COMMANDS: dict[str, type[ClickToDialRequest] | type[HangupRequest]] = {
+CommandRequest = (ClickToDialRequest | HangupRequest | HoldRequest | ResumeRequest
+                  | TransferRequest)
+COMMANDS: dict[str, type[CommandRequest]] = {
     "click-to-dial": ClickToDialRequest,
     "hangup": HangupRequest,
+    "hold": HoldRequest,
+    "resume": ResumeRequest,
+    "transfer": TransferRequest,
 }
 
 
@@ -63,7 +74,7 @@ def _problem(description: str) -> dict[str, Any]:
     return documented_problem(description, RATE_LIMIT)
 
 
-def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequest]:
+def _command(body: dict[str, Any]) -> type[CommandRequest]:
     """The request model for the body's command; a 400 that says what is expected."""
     known = ", ".join(sorted(COMMANDS))
     command = body.get("command")
@@ -78,11 +89,16 @@ def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequ
 
 @router.post(
     "/v3/call_control/",
-    summary="Click-to-dial or hang up a call leg",
+    summary="Click-to-dial, hang up, hold, resume or transfer a call leg",
     description=(
         "`click-to-dial` rings the user's own phones first, showing \"(pick up to call)\"; "
         "when the user picks up, the destination is called and the two are connected. "
         "`hangup` ends the call a leg belongs to (CANCEL while ringing, BYE once answered). "
+        "`hold` and `resume` act on one of the user's answered legs (the other party is "
+        "re-invited `sendonly`/`sendrecv`, the user's phone `inactive`/`sendrecv`). "
+        "`transfer` with `destination` (blind) connects the leg's other party to that "
+        "extension or number; with `target_call_leg_id` (attended) it connects the other "
+        "parties of two of the user's answered legs; the user's legs end `transferred`. "
         "The body may also be a JSON string holding the object, or have `user`/`payload` as "
         "strings holding a single-quoted dict (the vendor's PHP and C# samples)."
     ),
@@ -90,8 +106,8 @@ def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequ
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {
-                "oneOf": [{"$ref": "#/components/schemas/ClickToDialRequest"},
-                          {"$ref": "#/components/schemas/HangupRequest"}],
+                "oneOf": [{"$ref": f"#/components/schemas/{model.__name__}"}
+                          for model in COMMANDS.values()],
                 "discriminator": {"propertyName": "command"},
             }}},
         },
@@ -100,15 +116,21 @@ def _command(body: dict[str, Any]) -> type[ClickToDialRequest] | type[HangupRequ
     status_code=202,
     response_model=ClickToDialAccepted,
     responses={
-        202: {"description": "click-to-dial: the user's phones are ringing",
+        202: {"model": ClickToDialAccepted | TransferAccepted,
+              "description": "click-to-dial: the user's phones are ringing; transfer with "
+                             "`destination`: the other party is being connected to it",
               "headers": documented_headers(required=True)},
-        200: {"model": HangupResult, "description": "hangup: the call has ended",
+        200: {"model": HangupResult | LegStateResult,
+              "description": "hangup: the call has ended; hold, resume, transfer with "
+                             "`target_call_leg_id`: the leg's state now",
               "headers": documented_headers(required=True)},
         400: _problem("the body is not JSON in an accepted form, or the command is unknown"),
         401: UNAUTHORIZED_ANSWER,
-        403: _problem("not your extension, or not a party to the call"),
+        403: _problem("not your extension, not a party to the call, or (hold, resume, "
+                      "transfer) another user's leg (`not-leg-owner`)"),
         404: _problem("no such call leg in your tenant"),
-        409: _problem("the user has no registered phone"),
+        409: _problem("the user has no registered phone; or (hold, resume, transfer) the "
+                      "leg is not answered yet (`not-answered`) or has ended (`ended`)"),
         413: _problem("the body is over server.max_body_bytes"),
         422: _problem("field problems, listed in `errors`; or an Idempotency-Key first used "
                       "with another request (`idempotency-key-reused`)"),
@@ -128,8 +150,8 @@ async def call_control(
         parsed = _command(body).model_validate(body)
     except ValidationError as exc:
         raise InvalidFields(field_errors(exc.errors())) from exc
-    if isinstance(parsed, HangupRequest):
-        status, answer = await _hangup(services, principal, parsed)
+    if not isinstance(parsed, ClickToDialRequest):
+        status, answer = await _leg_command(services, principal, parsed)
     elif idempotency_key:
         # Authorisation first: a stored answer is only ever given to its owner's request.
         services.call_control.authorise_click_to_dial(
@@ -159,13 +181,27 @@ async def _click_to_dial(services: Services, principal: Principal,
     return 202, answer.model_dump()
 
 
-async def _hangup(services: Services, principal: Principal,
-                  request: HangupRequest) -> tuple[int, dict[str, Any]]:
-    done = await services.call_control.hangup(
-        principal, request.user.tenant_id, request.user.user_extension,
-        request.payload.call_leg_id,
-    )
-    answer = HangupResult(call_leg_id=done.call_leg_id, call_id=done.call_id,
-                          state=done.state.value, reason=done.reason)
-    return 200, answer.model_dump()
-
+async def _leg_command(services: Services, principal: Principal,
+                       request: HangupRequest | HoldRequest | ResumeRequest | TransferRequest,
+                       ) -> tuple[int, dict[str, Any]]:
+    """The commands that act on a leg: their errors are raised (problem+json)."""
+    control = services.call_control
+    user = (principal, request.user.tenant_id, request.user.user_extension)
+    leg_id = request.payload.call_leg_id
+    match request:
+        case HangupRequest():
+            done = await control.hangup(*user, leg_id)
+            return 200, HangupResult(call_leg_id=done.call_leg_id, call_id=done.call_id,
+                                     state=done.state.value, reason=done.reason).model_dump()
+        case HoldRequest() | ResumeRequest():
+            act = control.hold if isinstance(request, HoldRequest) else control.resume
+            now = await act(*user, leg_id)
+        case TransferRequest(payload=payload) if payload.destination is not None:
+            started = await control.transfer(*user, leg_id, payload.destination)
+            return 202, TransferAccepted(
+                call_leg_id=started.call_leg_id, state=started.state.value,
+                transfer_call_leg_id=started.transfer_call_leg_id).model_dump()
+        case TransferRequest(payload=payload):
+            assert payload.target_call_leg_id is not None  # the model's rule
+            now = await control.attended_transfer(*user, leg_id, payload.target_call_leg_id)
+    return 200, LegStateResult(call_leg_id=now.call_leg_id, state=now.state.value).model_dump()
