@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from harness.server import OTHER_TENANT, TENANT
-from hookswitch.calls.commands import CallAnswered, CallEnded, CallOffered, UserPickedUp
+from hookswitch.calls.commands import (
+    CallAnswered,
+    CallEnded,
+    CallOffered,
+    HoldChanged,
+    UserPickedUp,
+)
 from hookswitch.calls.ids import CallId, TenantId
 from hookswitch.calls.leg import HangupReason, LegChange
 from hookswitch.calls.switch import Effect, LegOpened
@@ -34,8 +40,8 @@ async def get(api: Api, path: str, token: str | None = "tok-jane",
     return await api.client.get(path, params=params, headers=headers)
 
 
-async def signal(api: Api, *signals: CallOffered | UserPickedUp | CallAnswered | CallEnded
-                 ) -> None:
+async def signal(api: Api, *signals: CallOffered | UserPickedUp | CallAnswered | HoldChanged
+                 | CallEnded) -> None:
     """Hand the switch what SIP would report, and wait until the one writer has committed
     its leg records."""
     for sig in signals:
@@ -182,6 +188,9 @@ async def test_a_history_entry_is_the_legs_summary_event(api: Api) -> None:
     call_id = CallId(started["call_id"])
     await signal(api, UserPickedUp(call_id=call_id, at_us=3_000_000),
                  CallAnswered(call_id=call_id, at_us=3_500_000),
+                 HoldChanged(call_id=call_id, held=True, at_us=10_000_000),
+                 HoldChanged(call_id=call_id, held=False, at_us=30_000_000),
+                 HoldChanged(call_id=call_id, held=True, at_us=60_000_000),
                  CallEnded(call_id=call_id, reason=HangupReason.COMPLETED, at_us=65_900_000))
     unanswered = await ended_call(api, 70_000_000)
 
@@ -192,8 +201,9 @@ async def test_a_history_entry_is_the_legs_summary_event(api: Api) -> None:
     assert calls == [summaries[unanswered], summaries[started["call_leg_id"]]]
     answered = calls[1]
     assert (answered["answered_at"], answered["ended_at"], answered["duration"],
-            answered["reason"], answered["callee_name"]) == (
-        "3500000", "65900000", "62", "completed", "John Doe")
+            answered["held_duration"], answered["sequence"], answered["reason"],
+            answered["callee_name"]) == (
+        "3500000", "65900000", "62", "25", "7", "completed", "John Doe")
     assert calls[0]["answered_at"] == "" and calls[0]["reason"] == "no-answer"
 
 

@@ -145,8 +145,9 @@ class LiveCalls(BaseModel):
 
 class CallSummary(BaseModel):
     """An ended leg: the same object as its ``summary`` event. Every value is a string;
-    times are µs since the epoch, ``answered_at`` is "" for a call never answered and
-    ``duration`` is the answered time in whole seconds."""
+    times are µs since the epoch, ``answered_at`` is "" for a call never answered,
+    ``duration`` is the answered time in whole seconds and ``held_duration`` the part of it
+    spent on hold."""
 
     type: Literal["summary"]
     tenant_id: str
@@ -165,6 +166,7 @@ class CallSummary(BaseModel):
     duration: str
     reason: str = Field(examples=["completed", "no-answer", "api"])
     timestamp: str
+    held_duration: str
 
 
 class CallHistory(BaseModel):

@@ -63,6 +63,7 @@ class EndedLeg:
     answered_us: int | None
     ended_us: int
     last_sequence: int  # of the leg's changes (its HANGUP)
+    changes: tuple[tuple[str, int], ...]  # every change's state and µs, in order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,10 +48,20 @@ async def ended_legs(sessions: async_sessionmaker[AsyncSession], tenant_id: Tena
                                 and_(ended_us == after.ended_us, LegRow.id < after.leg_id)))
     async with sessions() as session:
         rows = (await session.execute(query)).all()
-    return [_ended(leg, at_us, sequence) for leg, at_us, sequence in rows]
+        changes: dict[str, list[tuple[str, int]]] = {}
+        if rows:
+            for leg_id, state, at_us in (await session.execute(
+                select(LegChangeRow.leg_id, LegChangeRow.state, LegChangeRow.at_us)
+                .where(LegChangeRow.leg_id.in_([leg.id for leg, _, _ in rows]))
+                .order_by(LegChangeRow.leg_id, LegChangeRow.sequence)
+            )).all():
+                changes.setdefault(leg_id, []).append((state, at_us))
+    return [_ended(leg, at_us, sequence, tuple(changes.get(leg.id, ())))
+            for leg, at_us, sequence in rows]
 
 
-def _ended(leg: LegRow, ended_us: int, last_sequence: int) -> EndedLeg:
+def _ended(leg: LegRow, ended_us: int, last_sequence: int,
+           changes: tuple[tuple[str, int], ...]) -> EndedLeg:
     return EndedLeg(
         id=leg.id,
         call_id=leg.call_id,
@@ -67,4 +77,5 @@ def _ended(leg: LegRow, ended_us: int, last_sequence: int) -> EndedLeg:
         answered_us=to_us(leg.answered_at) if leg.answered_at is not None else None,
         ended_us=ended_us,
         last_sequence=last_sequence,
+        changes=changes,
     )

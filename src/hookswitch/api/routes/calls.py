@@ -18,7 +18,7 @@ from hookswitch.api.schemas import CallHistory, CallSummary, LiveCall, LiveCalls
 from hookswitch.api.services import ServicesDep
 from hookswitch.calls.leg import HangupReason, Leg
 from hookswitch.calls.listing import DEFAULT_PAGE, MAX_PAGE, EndedLeg
-from hookswitch.events.payload import summary_event
+from hookswitch.events.payload import NOT_HELD, summary_event
 
 router = APIRouter(tags=["calls"])
 
@@ -88,7 +88,11 @@ def _live(leg: Leg) -> LiveCall:
 
 def _summary(leg: EndedLeg) -> CallSummary:
     """The leg's summary event, as the one writer builds it after the HANGUP
-    (events/recorder.py): numbered one after the leg's last change."""
+    (events/recorder.py): numbered one after the leg's last change, its time on hold
+    folded over its changes in order."""
+    held = NOT_HELD
+    for state, at_us in leg.changes:
+        held = held.after(state, at_us)
     event = summary_event(leg, leg.last_sequence + 1, leg.started_us, leg.answered_us,
-                          leg.ended_us, leg.reason or HangupReason.FAILED.value)
+                          leg.ended_us, leg.reason or HangupReason.FAILED.value, held)
     return CallSummary.model_validate(event)
