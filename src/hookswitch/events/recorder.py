@@ -329,8 +329,11 @@ _UPDATE_LEG = (
     update(_LEGS)
     .where(_LEGS.c.id == bindparam("b_id"))
     .values(state=bindparam("b_state"),
-            answered_at=func.coalesce(bindparam("b_answered_at"), _LEGS.c.answered_at),
-            ended_at=func.coalesce(bindparam("b_ended_at"), _LEGS.c.ended_at),
+            # Typed, so that SQLite stores them as the INSERT does (one text format).
+            answered_at=func.coalesce(bindparam("b_answered_at", type_=_LEGS.c.answered_at.type),
+                                      _LEGS.c.answered_at),
+            ended_at=func.coalesce(bindparam("b_ended_at", type_=_LEGS.c.ended_at.type),
+                                   _LEGS.c.ended_at),
             reason=func.coalesce(bindparam("b_reason"), _LEGS.c.reason),
             **{column: func.coalesce(bindparam(f"b_{column}"), _LEGS.c[column])
                for column in _PARTY_COLUMNS})
