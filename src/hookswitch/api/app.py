@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 
 from hookswitch.api import problems
@@ -16,7 +17,9 @@ HttpApp = FastAPI  # what create_app returns, for those who only hold it (server
 
 
 def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc from the files of the fastapi-offline package: /docs works with
+    # no Internet (FastAPI's own pages load them from a CDN).
+    app = FastAPIOffline(
         title="hookswitch",
         version="0.1.0",
         description=(
