@@ -29,8 +29,10 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
   ``inactive`` (so it shows the call held); resume (HELD, or CONNECTED held by a phone)
   re-offers both ``sendrecv``. The answers to re-INVITEs we made up are ours: not relayed
   (``OWN_ANSWERED``); a re-offer to a peer that has not answered our last one waits for
-  that answer. Holding a held call, or resuming one nobody holds, does nothing.
-  CONNECTING ignores both: the caller's re-INVITE is still pending.
+  that answer. Holding a held call, or resuming one nobody holds, does nothing. A hold in
+  CONNECTING (the caller's re-INVITE with the callee's answer still pending) goes to HELD
+  at once: the caller's answer to that re-INVITE is then ours, and its hold re-offer
+  follows it; a resume there does nothing (nobody holds yet).
 - A blind transfer (CONNECTING, CONNECTED or HELD -> DIALING) hangs up the user's side,
   makes the other side the caller (its dialog is up: ``caller_up``) and calls the targets
   with its SDP made ``sendrecv``; from there it is a click-to-dial after pick-up: the
@@ -530,8 +532,8 @@ for _state in (S.CONNECTING, S.CONNECTED, S.HELD):
     TRANSITIONS[_state][K.TAKE_OVER] = S.CONNECTED
 TRANSITIONS[S.CONNECTED][K.OWN_ANSWERED] = S.CONNECTED
 TRANSITIONS[S.HELD][K.OWN_ANSWERED] = S.HELD
-TRANSITIONS[S.CONNECTING][K.HOLD] = S.CONNECTING  # ignored: see the module rules
-TRANSITIONS[S.CONNECTING][K.RESUME] = S.CONNECTING
+TRANSITIONS[S.CONNECTING][K.HOLD] = S.HELD  # the caller's re-offer waits: module rules
+TRANSITIONS[S.CONNECTING][K.RESUME] = S.CONNECTING  # nobody can hold yet: nothing to do
 for _state in _LIVE:
     TRANSITIONS[_state][K.END] = S.ENDED
     TRANSITIONS[_state][K.STRAY] = _state
@@ -855,8 +857,12 @@ class BridgeMachine:
         return [*actions, SaveDialogs()]  # the re-INVITE used up a CSeq of a dialog
 
     def _hold(self, event: HoldSide) -> list[Action]:
-        if self.state is not S.CONNECTED:
-            return []  # held already, or CONNECTING (see the module rules)
+        if self.state is S.HELD:
+            return []  # held already
+        if self.state is S.CONNECTING:
+            # The caller has not answered our re-INVITE with the callee's SDP: its answer
+            # is ours, and the hold's re-offer to it goes out after that answer.
+            self.awaiting = (*self.awaiting, CALLER)
         user, other = self._peer_on(event.side), self._peer_on(event.side.other)
         return self._reoffer_both(
             Reoffer(other, user, Direction.SENDONLY), Reoffer(user, other, Direction.INACTIVE),

@@ -375,7 +375,12 @@ def _command_cases() -> dict[tuple[BridgeState, InputKind], Case]:
                                 Reoffer(CALLER, fork(0), Direction.INACTIVE)]
             and same_reports(a, [held_change(True)]) and a[-1] == SaveDialogs()),
         (S.HELD, K.HOLD): (_in(S.HELD), HOLD, S.HELD, nothing),
-        (S.CONNECTING, K.HOLD): (_in(S.CONNECTING), HOLD, S.CONNECTING, nothing),
+        # The caller still owes the answer to our re-INVITE: only the callee's goes now.
+        (S.CONNECTING, K.HOLD): (
+            _in(S.CONNECTING), HOLD, S.HELD,
+            lambda a: a[0] == Reoffer(fork(0), CALLER, Direction.SENDONLY)
+            and not any(isinstance(x, Reoffer) and x.to == CALLER for x in a)
+            and same_reports(a, [held_change(True)])),
         (S.HELD, K.RESUME): (
             _in(S.HELD), RESUME, S.CONNECTED,
             lambda a: a[:2] == [Reoffer(fork(0), CALLER, Direction.SENDRECV),
@@ -636,3 +641,14 @@ def test_a_resume_before_the_phones_answered_the_hold_waits_for_their_answers() 
     assert machine.handle(Answered(at_us=at(), peer=fork(0))) == []
     assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
     assert machine.handle(Answered(at_us=at(), peer=fork(0))) == [Relay(CALLER)]
+
+
+def test_a_hold_while_the_caller_still_owes_its_answer_follows_that_answer() -> None:
+    machine = machine_in(S.CONNECTING)  # click-to-dial: the user's phone is re-INVITEd
+    machine.handle(HoldSide(at_us=at(), side=Side.CALLER))
+    assert machine.state is S.HELD
+    # Its answer to the callee's SDP is ours; then it gets the hold (after the ACK).
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == [
+        Reoffer(CALLER, fork(0), Direction.INACTIVE, after_ack=True), SaveDialogs()]
+    assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
+    assert machine.handle(Answered(at_us=at(), peer=fork(0))) == []
