@@ -376,6 +376,10 @@ menu_bell\t\tno
     def resume(self) -> Event:
         return self.command("resume", check=True)
 
+    def transfer(self, uri: str) -> Event:
+        """The phone's own (blind) transfer of the current call: REFER to ``uri``."""
+        return self.command("transfer", uri, check=True)
+
     def send_dtmf(self, digits: str) -> None:
         """Send DTMF as RTP telephone-events (menu's in-call digit keys)."""
         for digit in digits:

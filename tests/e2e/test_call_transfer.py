@@ -244,3 +244,23 @@ def test_attended_transfer_joins_a_held_call_and_an_active_one(
     wait_leg_states(server, john_leg, ["RINGING", "ACTIVE", "HELD", "ACTIVE",
                                        "HANGUP(completed)"])
     wait_leg_states(server, bob_leg, ["RINGING", "ACTIVE", "ACTIVE", "HANGUP(completed)"])
+
+
+def test_a_phones_own_transfer_button_refer_is_a_blind_transfer(
+    server: RunningServer, phone, jane, john  # type: ignore[no-untyped-def]
+) -> None:
+    bob = phone("220", "auto")
+    jane_calls_john(server, jane)
+    server.wait_states("200", ["RINGING", "ACTIVE"])
+    # John's phone transfers (REFER to 220): it is hung up, Jane is connected to Bob.
+    john.transfer(dial_uri(server, "220"))
+    john.wait_event("CALL_CLOSED")
+    incoming = bob.wait_event("CALL_ESTABLISHED")
+    assert incoming.get("peerdisplayname") == "Jane Doe"
+    assert sdp_direction(jane.wait_received("INVITE", count=1)[-1]) == "sendrecv"
+    server.wait_states("200", ["RINGING", "ACTIVE", "HANGUP(transferred)"])
+    server.wait_states("210", ["RINGING", "ACTIVE", "RINGING", "ACTIVE"])
+    server.wait_states("220", ["RINGING", "ACTIVE"])
+    bob.hangup()
+    jane.wait_event("CALL_CLOSED")
+    server.wait_states("210", ["RINGING", "ACTIVE", "RINGING", "ACTIVE", "HANGUP(completed)"])

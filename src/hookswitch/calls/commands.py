@@ -64,7 +64,20 @@ class UserPickedUp:
     at_us: int
 
 
-Signal = CallOffered | CalleeRinging | CallAnswered | HoldChanged | CallEnded | UserPickedUp
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferAsked:
+    """The phone on ``side`` sent REFER (its own transfer button): it has left the call
+    (SIP has answered 202 and hung it up) and asks that the other party be connected to
+    ``destination``, the user part of its Refer-To."""
+
+    call_id: CallId
+    side: Side
+    destination: str
+    at_us: int
+
+
+Signal = (CallOffered | CalleeRinging | CallAnswered | HoldChanged | CallEnded | UserPickedUp
+          | TransferAsked)
 
 # --- commands: calls/ -> sip/ ------------------------------------------------------------
 
@@ -109,9 +122,11 @@ class Reject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hangup:
-    """End every SIP dialog of the call: CANCEL what still rings, BYE what is answered."""
+    """End every SIP dialog of the call: CANCEL what still rings, BYE what is answered;
+    its legs end with ``reason``."""
 
     call_id: CallId
+    reason: HangupReason = HangupReason.API
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

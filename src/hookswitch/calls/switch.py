@@ -7,6 +7,7 @@ sends the commands to ``sip/`` and hands the leg records to the one writer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import assert_never
@@ -29,6 +30,7 @@ from hookswitch.calls.commands import (
     Signal,
     Target,
     Transfer,
+    TransferAsked,
     TrunkNumber,
     UserDevices,
     UserPickedUp,
@@ -112,6 +114,8 @@ class Switch:
             case HoldChanged():
                 held = LegSignal.HELD if signal.held else LegSignal.RESUMED
                 return self._signal_call(signal.call_id, held, signal.at_us)
+            case TransferAsked():
+                return self._transfer_asked(signal)
             case CallEnded():
                 effects = self._signal_call(
                     signal.call_id, LegSignal.ENDED, signal.at_us, signal.reason
@@ -240,6 +244,20 @@ class Switch:
                                 other_call_id=going.id, other_user_side=target_leg.side)]
 
     # --- internals -------------------------------------------------------------------------
+
+    def _transfer_asked(self, asked: TransferAsked) -> list[Effect]:
+        """A phone's own transfer (REFER) is the blind transfer of its user's leg. The
+        phone has left already: if it is not a user's (a trunk's), or the destination is
+        not callable, the other party is hung up (``unavailable``: nobody to connect to)."""
+        call = self.calls.get(asked.call_id)
+        if call is None:
+            return []
+        leg = next((leg for leg in call.legs if not leg.ended and leg.answered
+                    and leg.side is asked.side), None)
+        if leg is not None:
+            with contextlib.suppress(InvalidDestination):
+                return self.transfer(leg, asked.destination, asked.at_us)[1]
+        return [Hangup(call_id=call.id, reason=HangupReason.UNAVAILABLE)]
 
     def _forget(self, call_id: CallId) -> None:
         call = self.calls.pop(call_id, None)

@@ -42,6 +42,11 @@ Rules (the table ``TRANSITIONS`` below says the same, pair by pair):
   hangs up the user and gives its other party away, and ends without a report (the domain
   knows); the call that stays (``TAKE_OVER``) hangs up the user and puts that party in the
   user's place, then re-offers each side the other's SDP ``sendrecv``.
+- A phone's own transfer (REFER, answered 202 by sippy, which hangs that phone up) in an
+  answered call (CONNECTING, CONNECTED, HELD -> REFERRED) is reported to the domain
+  (``TransferAsked``), which answers with a blind transfer (REFERRED -> DIALING, the rows
+  above) or a hangup; the other side waits, and what it sends meanwhile is dropped. A REFER
+  in any other state is a hang-up.
 - Every way a call ends (a BYE or CANCEL, every fork failing, a timeout, the hangup
   command, a refusal) leads to ENDED, once: CANCEL what rings, BYE what is answered, refuse
   a caller still waiting, report ``CallEnded`` with a reason. ENDED ignores everything.
@@ -62,6 +67,7 @@ from hookswitch.calls.commands import (
     CallEnded,
     HoldChanged,
     Signal,
+    TransferAsked,
     UserPickedUp,
 )
 from hookswitch.calls.ids import CallId
@@ -77,6 +83,7 @@ class BridgeState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     HELD = "held"  # by the hold command (a phone's own hold is a flag of CONNECTED)
+    REFERRED = "referred"  # a phone transferred the call (REFER): the domain says where
     ENDED = "ended"
 
 
@@ -247,6 +254,16 @@ class HungUp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Referred:
+    """REFER from the peer (a phone's transfer button): sippy has answered 202 and hung
+    the peer up; ``destination`` is the user part of its Refer-To."""
+
+    at_us: int
+    peer: Peer
+    destination: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reoffered:
     """A re-INVITE from the peer; ``holds``: its SDP puts the other side on hold."""
 
@@ -263,7 +280,7 @@ class TimedOut:
 
 BridgeInput = (DialTargets | Refuse | EndCall | Ringing | Answered | Failed | HungUp
                | Reoffered | TimedOut | HoldSide | ResumeSide | TransferTo | HandOver
-               | TakeOver)
+               | TakeOver | Referred)
 
 
 class InputKind(StrEnum):
@@ -297,6 +314,7 @@ class InputKind(StrEnum):
     HAND_OVER = "hand-over"
     TAKE_OVER = "take-over"
     OWN_ANSWERED = "own-answered"  # the answer to a re-INVITE the bridge made up
+    REFERRED = "referred"  # REFER from a side of an answered call
     STRAY = "stray"  # from a peer that is not (or no longer) in the call
 
 
@@ -445,7 +463,7 @@ K = InputKind
 
 # The states that can still end a call, and what ends it from each.
 _LIVE = (S.OFFERED, S.RINGING_USER, S.USER_ANSWERED, S.DIALING, S.ALERTING, S.CONNECTING,
-         S.CONNECTED, S.HELD)
+         S.CONNECTED, S.HELD, S.REFERRED)
 _WAITING = (S.DIALING, S.ALERTING)
 
 TRANSITIONS: dict[BridgeState, dict[InputKind, BridgeState]] = {
@@ -521,6 +539,21 @@ TRANSITIONS: dict[BridgeState, dict[InputKind, BridgeState]] = {
         K.HOLD: S.HELD,  # held already: nothing to do
         K.RESUME: S.CONNECTED,
     },
+    # The phone that sent REFER is gone; the other side waits for the domain's Transfer
+    # (or Hangup). What else comes from it meanwhile is dropped.
+    S.REFERRED: {
+        K.CALLER_ENDED: S.ENDED,
+        K.CALLEE_ENDED: S.ENDED,
+        K.CALLER_REOFFERED: S.REFERRED,
+        K.CALLEE_REOFFERED: S.REFERRED,
+        K.CALLER_ANSWERED: S.REFERRED,
+        K.CALLEE_ANSWERED: S.REFERRED,
+        K.RING_TIMEOUT: S.REFERRED,
+        K.HOLD: S.REFERRED,
+        K.RESUME: S.REFERRED,
+        K.TRANSFER: S.DIALING,
+        K.TRANSFER_NOWHERE: S.ENDED,
+    },
     S.ENDED: {},
 }
 # Both sides up: the user can hand its call on. Only hold, resume and an attended transfer
@@ -530,6 +563,7 @@ for _state in (S.CONNECTING, S.CONNECTED, S.HELD):
     TRANSITIONS[_state][K.TRANSFER_NOWHERE] = S.ENDED
     TRANSITIONS[_state][K.HAND_OVER] = S.ENDED
     TRANSITIONS[_state][K.TAKE_OVER] = S.CONNECTED
+    TRANSITIONS[_state][K.REFERRED] = S.REFERRED
 TRANSITIONS[S.CONNECTED][K.OWN_ANSWERED] = S.CONNECTED
 TRANSITIONS[S.HELD][K.OWN_ANSWERED] = S.HELD
 TRANSITIONS[S.CONNECTING][K.HOLD] = S.HELD  # the caller's re-offer waits: module rules
@@ -663,6 +697,10 @@ class BridgeMachine:
                     return self._peer_kind(peer, None, None, K.CALLER_ENDED, K.CALLEE_ENDED)
                 # A device or fork hanging up before it answered is one that failed.
                 return self.kind_of(Failed(at_us=event.at_us, peer=peer, status=500))
+            case Referred(peer=peer) if self.state in (S.CONNECTING, S.CONNECTED, S.HELD):
+                return self._peer_kind(peer, None, None, K.REFERRED, K.REFERRED)
+            case Referred(at_us=at_us, peer=peer):  # not answered, or a transfer going on
+                return self.kind_of(HungUp(at_us=at_us, peer=peer))
             case Reoffered(peer=peer):
                 return self._peer_kind(peer, None, None, K.CALLER_REOFFERED,
                                        K.CALLEE_REOFFERED)
@@ -692,8 +730,9 @@ class BridgeMachine:
             raise IllegalTransition(self.state, kind)
         before = self.state
         new_state = allowed[kind]
-        if before is S.ENDED or kind is K.STRAY:
-            return []
+        if before is S.ENDED or kind is K.STRAY or (
+                before is S.REFERRED and new_state is S.REFERRED):
+            return []  # (REFERRED: the phone that would be re-offered or relayed to is gone)
         actions = self._act(kind, event)
         self.state = new_state
         if new_state is S.ENDED:
@@ -788,6 +827,9 @@ class BridgeMachine:
             case K.TAKE_OVER:
                 assert isinstance(event, TakeOver)
                 return self._take_over(event)
+            case K.REFERRED:
+                assert isinstance(event, Referred)
+                return self._referred(event)
             case K.OWN_ANSWERED:
                 assert isinstance(event, Answered)
                 self.awaiting = tuple(p for p in self.awaiting if p != event.peer)
@@ -891,6 +933,15 @@ class BridgeMachine:
         self._media_reset()
         return [Disconnect(user), BecomeCaller(kept, resume=True), *self._dial(event.dial),
                 SaveDialogs()]
+
+    def _referred(self, event: Referred) -> list[Action]:
+        """The phone that sent REFER is out (sippy hung it up); the domain decides where
+        the other side goes: a ``Transfer``, as for the API's, or a ``Hangup``."""
+        side = Side.CALLER if event.peer.role is Role.CALLER else Side.CALLEE
+        self._media_reset()
+        return [Disconnect(event.peer),
+                Report(TransferAsked(call_id=self.call_id, side=side,
+                                     destination=event.destination, at_us=event.at_us))]
 
     def _take_over(self, event: TakeOver) -> list[Action]:
         user, kept = self._peer_on(event.user_side), self._peer_on(event.user_side.other)

@@ -248,8 +248,8 @@ class SipGateway:
         match command:
             case Reject(status=status, phrase=phrase):
                 bridge.feed(Refuse(at_us=now_us(), status=status, phrase=phrase, reason=None))
-            case Hangup():
-                bridge.end(HangupReason.API)
+            case Hangup(reason=reason):
+                bridge.end(reason)
             case Connect():
                 self._connect(bridge, command)
             case Hold(side=side):

@@ -21,6 +21,7 @@ from hookswitch.sip.bridge_state import (
     Failed,
     HungUp,
     Peer,
+    Referred,
     Reoffered,
     Ringing,
 )
@@ -43,11 +44,29 @@ def bridge_input(event: Any, peer: Peer, at_us: int,
             return Answered(at_us=at_us, peer=peer)
         case CCEventFail():
             return Failed(at_us=at_us, peer=peer, status=failure_status(event))
+        case CCEventDisconnect() if (destination := refer_target(event)) is not None:
+            return Referred(at_us=at_us, peer=peer, destination=destination)
         case CCEventDisconnect():
             return HungUp(at_us=at_us, peer=peer)
         case CCEventUpdate():
             return Reoffered(at_us=at_us, peer=peer, holds=sdp_holds(event_body(event)))
     return None
+
+
+def refer_target(event: Any) -> str | None:
+    """The user part of a REFER's Refer-To (sippy answers the REFER 202, hangs the phone
+    up and reports a CCEventDisconnect carrying the Refer-To); None for a plain hang-up or
+    a Refer-To with no user part."""
+    refer_to = event.getData()
+    if refer_to is None or not hasattr(refer_to, "getUrl"):
+        return None
+    try:
+        if not refer_to.parsed:
+            refer_to.parse()
+        username = refer_to.getUrl().username
+    except Exception:  # an unreadable Refer-To: the phone has left all the same
+        return None
+    return username if isinstance(username, str) and username else None
 
 
 def is_established(ua: Any) -> bool:

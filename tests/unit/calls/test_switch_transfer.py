@@ -10,11 +10,13 @@ from hookswitch.calls.commands import (
     CallAnswered,
     CallEnded,
     CallOffered,
+    Hangup,
     Hold,
     HoldChanged,
     Merge,
     Resume,
     Transfer,
+    TransferAsked,
     TrunkNumber,
     UserDevices,
 )
@@ -147,3 +149,26 @@ def test_attended_transfer_within_one_call_is_refused(switch: Switch) -> None:
     with pytest.raises(InvalidDestination) as raised:
         switch.merge(leg_of(call, "210"), leg_of(call, "200"), at_us=30)
     assert raised.value.field == "payload.target_call_leg_id"
+
+
+def test_a_phones_own_transfer_is_the_blind_transfer_of_its_users_leg(
+        switch: Switch) -> None:
+    call = answered_call(switch, "c1", "200", JANE.id)  # John's phone sends REFER to 202
+    john = leg_of(call, "200")
+    effects = switch.handle(TransferAsked(call_id=call.id, side=Side.CALLEE,
+                                          destination="202", at_us=30))
+    assert john.reason is HangupReason.TRANSFERRED
+    transfer = effects[-1]
+    assert isinstance(transfer, Transfer) and transfer.target == UserDevices(user_id=ALEX.id)
+
+
+@pytest.mark.parametrize(("side", "destination"), [
+    (Side.CALLER, "202"),  # the trunk's side: no user to act for
+    (Side.CALLEE, "999"),  # nowhere to go
+])
+def test_a_refer_that_cannot_be_carried_out_hangs_the_other_party_up(
+        switch: Switch, side: Side, destination: str) -> None:
+    call = answered_call(switch, "c1", "+3228990200", None, caller_number="+32470000001")
+    assert switch.handle(TransferAsked(call_id=call.id, side=side, destination=destination,
+                                       at_us=30)) == [
+        Hangup(call_id=call.id, reason=HangupReason.UNAVAILABLE)]

@@ -13,6 +13,7 @@ from hookswitch.calls.commands import (
     CalleeRinging,
     CallEnded,
     HoldChanged,
+    TransferAsked,
     UserPickedUp,
 )
 from hookswitch.calls.ids import CallId
@@ -42,6 +43,7 @@ from hookswitch.sip.bridge_state import (
     IllegalTransition,
     InputKind,
     Peer,
+    Referred,
     Refuse,
     RefuseCaller,
     Relay,
@@ -125,6 +127,8 @@ def machine_in(state: BridgeState, pending: int = 2, click: bool = False) -> Bri
         S.HELD: lambda: fed(machine_in(S.CONNECTED), HoldSide(at_us=at(), side=Side.CALLER),
                             Answered(at_us=at(), peer=fork(0)),
                             Answered(at_us=at(), peer=CALLER)),
+        # The callee's phone transferred the call (REFER to 220).
+        S.REFERRED: lambda: fed(machine_in(S.CONNECTED), REFER_FROM_CALLEE()),
         S.ENDED: lambda: fed(offered, EndCall(at_us=at(), reason=HangupReason.API)),
     }
     machine = builders[state]()
@@ -361,6 +365,16 @@ HOLD = lambda: HoldSide(at_us=at(), side=Side.CALLER)  # noqa: E731
 RESUME = lambda: ResumeSide(at_us=at(), side=Side.CALLER)  # noqa: E731
 
 
+REFER_FROM_CALLEE = lambda: Referred(at_us=at(), peer=fork(0), destination="220")  # noqa: E731
+
+
+def asked(side: Side) -> Callable[[list[Action]], bool]:
+    """The actions of a REFER: forget that phone, ask the domain where the call goes."""
+    return lambda a: (len(a) == 2 and isinstance(a[0], Disconnect)
+                      and isinstance(a[1], Report) and isinstance(a[1].signal, TransferAsked)
+                      and (a[1].signal.side, a[1].signal.destination) == (side, "220"))
+
+
 def transfer(keep: Side, count: int = 1) -> Callable[[], TransferTo]:
     return lambda: TransferTo(at_us=at(), keep=keep, dial=dial(count))
 
@@ -416,6 +430,41 @@ def _command_cases() -> dict[tuple[BridgeState, InputKind], Case]:
             lambda a: a == [Disconnect(fork(0)), Adopt(fork(2)),
                             Reoffer(CALLER, fork(2), Direction.SENDRECV),
                             Reoffer(fork(2), CALLER, Direction.SENDRECV), SaveDialogs()])
+    for state in (S.CONNECTING, S.CONNECTED, S.HELD):
+        cases[(state, K.REFERRED)] = (_in(state), REFER_FROM_CALLEE, S.REFERRED,
+                                      asked(Side.CALLEE))
+    cases.update(_referred_cases())
+    return cases
+
+
+def _referred_cases() -> dict[tuple[BridgeState, InputKind], Case]:
+    """REFERRED: the callee's phone left with a REFER; the caller waits for the domain."""
+    state = S.REFERRED
+    cases: dict[tuple[BridgeState, InputKind], Case] = {
+        (state, K.TRANSFER): (
+            _in(state), transfer(Side.CALLER), S.DIALING,
+            lambda a: a[:2] == [Disconnect(fork(0)), BecomeCaller(CALLER, resume=True)]
+            and [x.peer for x in a if isinstance(x, CallFork)] == [fork(2)]),
+        (state, K.TRANSFER_NOWHERE): (_in(state), transfer(Side.CALLER, count=0), S.ENDED,
+                                      ended_with(HangupReason.UNAVAILABLE)),
+        (state, K.END): (_in(state), END, S.ENDED, ended_with(HangupReason.API)),
+        (state, K.STRAY): (_in(state), STRAY, state, nothing),
+        (state, K.CALLER_ENDED): (_in(state), CALLER_BYE, S.ENDED,
+                                  ended_with(HangupReason.COMPLETED)),
+        (state, K.CALLEE_ENDED): (_in(state), CALLEE_BYE, S.ENDED,
+                                  ended_with(HangupReason.COMPLETED)),
+        (state, K.RING_TIMEOUT): (_in(state), lambda: TimedOut(at_us=at(), timer=Timer.RING),
+                                  state, nothing),
+        (state, K.HOLD): (_in(state), HOLD, state, nothing),
+        (state, K.RESUME): (_in(state), RESUME, state, nothing),
+    }
+    # Whatever the caller sends meanwhile has nobody to go to.
+    for kind, event in (
+            (K.CALLER_REOFFERED, lambda: Reoffered(at_us=at(), peer=CALLER, holds=True)),
+            (K.CALLEE_REOFFERED, lambda: Reoffered(at_us=at(), peer=fork(0), holds=True)),
+            (K.CALLER_ANSWERED, lambda: Answered(at_us=at(), peer=CALLER)),
+            (K.CALLEE_ANSWERED, lambda: Answered(at_us=at(), peer=fork(0)))):
+        cases[(state, kind)] = (_in(state), event, state, nothing)
     return cases
 
 
@@ -652,3 +701,17 @@ def test_a_hold_while_the_caller_still_owes_its_answer_follows_that_answer() -> 
         Reoffer(CALLER, fork(0), Direction.INACTIVE, after_ack=True), SaveDialogs()]
     assert machine.handle(Answered(at_us=at(), peer=CALLER)) == []
     assert machine.handle(Answered(at_us=at(), peer=fork(0))) == []
+
+
+def test_a_refer_before_the_call_is_answered_is_a_hang_up() -> None:
+    machine = machine_in(S.ALERTING)  # a REFER from the caller whose callee still rings
+    actions = machine.handle(Referred(at_us=at(), peer=CALLER, destination="220"))
+    assert machine.state is S.ENDED and ended_with(HangupReason.CANCELLED)(actions)
+
+
+def test_a_refer_from_the_caller_asks_for_the_callee_to_be_transferred() -> None:
+    machine = machine_in(S.HELD)
+    assert asked(Side.CALLER)(machine.handle(
+        Referred(at_us=at(), peer=CALLER, destination="220")))
+    actions = machine.handle(transfer(Side.CALLEE)())
+    assert actions[:2] == [Disconnect(CALLER), BecomeCaller(fork(0), resume=True)]

@@ -14,6 +14,7 @@ from sippy.CCEvents import (
     CCEventUpdate,
 )
 from sippy.MsgBody import MsgBody
+from sippy.SipReferTo import SipReferTo
 
 from hookswitch.sip.bridge_state import (
     CALLER,
@@ -21,6 +22,7 @@ from hookswitch.sip.bridge_state import (
     Failed,
     HungUp,
     Peer,
+    Referred,
     Reoffered,
     Ringing,
     Role,
@@ -79,3 +81,16 @@ def test_bodies_of_answers_and_re_invites() -> None:
     assert event_body(CCEventConnect((200, "OK", body))) is body
     assert event_body(CCEventUpdate(body)) is body
     assert event_body(CCEventDisconnect()) is None
+
+
+@pytest.mark.parametrize(("refer_to", "expected"), [
+    ("<sip:220@127.0.0.1:5060>", Referred(at_us=7, peer=FORK, destination="220")),
+    ("sip:+32470123456@pbx.test;user=phone",
+     Referred(at_us=7, peer=FORK, destination="+32470123456")),
+    ("<sip:127.0.0.1>", HungUp(at_us=7, peer=FORK)),  # nobody named: just a hang-up
+    ("<not a uri>", HungUp(at_us=7, peer=FORK)),
+])
+def test_a_refer_is_a_transfer_to_the_user_part_of_its_refer_to(
+        refer_to: str, expected: object) -> None:
+    event = CCEventDisconnect(SipReferTo(body=refer_to))
+    assert bridge_input(event, FORK, 7, established=True) == expected
