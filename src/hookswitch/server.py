@@ -23,12 +23,13 @@ import structlog
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hookswitch import metrics
 from hookswitch.api.app import HttpApp, create_app
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.api.services import Services
-from hookswitch.calls.commands import Command, Signal
+from hookswitch.calls.commands import CallEnded, CallOffered, Command, RingUser, Signal
 from hookswitch.calls.control import CallControl
 from hookswitch.calls.dialogs import Dialog, DialogRecord
 from hookswitch.calls.directory import Directory
@@ -111,6 +112,8 @@ def build(
     carry_out: Callable[[list[Effect]], None],
     writer: Writer,
     health: Callable[[], HealthStatus],
+    registered_devices: Callable[[], int] = lambda: 0,
+    worker_metrics: Callable[[], str] = lambda: "",
     new_leg_id: Callable[[], LegId] = new_leg_id,
     new_call_id: Callable[[], CallId] = new_call_id,
     clock: Callable[[], int] = now_us,
@@ -128,6 +131,12 @@ def build(
     call_control = CallControl(switch, carry_out, partial(stored_leg, sessions), clock,
                                new_call_id)
     broadcaster = Broadcaster(sessions, settings.max_streams_per_user, tokens_alive)
+    metrics.show_live({
+        "hookswitch_live_legs": ("Users' call legs that have not ended",
+                                 switch.live_leg_count),
+        "hookswitch_registered_devices": ("Phones registered now, of every user",
+                                          registered_devices),
+    })
     app = create_app(
         Services(
             sessions=sessions,
@@ -142,6 +151,7 @@ def build(
             writer=writer,
             login_throttle=LoginThrottle(settings.rate_limit_storage),
             session_ttl=timedelta(seconds=settings.session_ttl),
+            metrics=lambda: metrics.exposition(worker_metrics()),
         ),
         max_body_bytes=settings.max_body_bytes,
     )
@@ -251,7 +261,9 @@ class Server:
         )
         core = build(settings, recovered.directory, sessions,
                      has_devices=gateway.has_devices, carry_out=self.carry_out,
-                     writer=self.events, health=partial(self.health, gateway))
+                     writer=self.events, health=partial(self.health, gateway),
+                     registered_devices=self.location.device_count,
+                     worker_metrics=lambda: self.events.metrics_text)
         self.switch, self.call_control, self.broadcaster = (
             core.switch, core.call_control, core.broadcaster)
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
@@ -298,6 +310,11 @@ class Server:
     # --- what crosses from the SIP thread (each runs on the loop) -------------------------
 
     def on_signal(self, sig: Signal) -> None:
+        match sig:
+            case CallOffered():
+                metrics.CALLS_STARTED.labels("incoming").inc()
+            case CallEnded(reason=reason):
+                metrics.CALLS_ENDED.labels(reason.value).inc()
         try:
             effects = self.switch.handle(sig)
         except Exception:
@@ -312,6 +329,8 @@ class Server:
             if isinstance(effect, LegOpened | LegChange):
                 self.events.put(effect)
             else:
+                if isinstance(effect, RingUser):
+                    metrics.CALLS_STARTED.labels("click-to-dial").inc()
                 self.submit(effect)
 
     def submit(self, command: Command) -> None:

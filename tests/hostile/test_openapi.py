@@ -126,13 +126,13 @@ async def _first_chunk_only(app: Any, scope: dict[str, Any], receive: Any, send:
     await app(scope, receive_until_ended, send_until_ended)
 
 
-# Examples per operation and mode: a few hundred in all. /healthz has no inputs, so no
-# invalid ones either.
+# Examples per operation and mode: a few hundred in all. /healthz and /metrics have no
+# inputs, so no invalid ones either.
 CALLS = {"GET /v3/calls": 20, "GET /v3/calls/history": 30}
 OAUTH = {"POST /oauth/token": 30, "POST /oauth/revoke": 20, "POST /oauth/introspect": 20}
 EXAMPLES = {
     GenerationMode.POSITIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30,
-                              "GET /healthz": 5, **CALLS, **OAUTH},
+                              "GET /healthz": 5, "GET /metrics": 3, **CALLS, **OAUTH},
     GenerationMode.NEGATIVE: {"POST /v3/call_control/": 120, "GET /v3/events": 30, **CALLS,
                               **OAUTH},
 }

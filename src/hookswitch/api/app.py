@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
@@ -37,6 +38,13 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     app.include_router(calls.router)
     app.include_router(events.router)
     app.include_router(oauth.router)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
+                              "description": "the text format (README, Metrics)"}})
+    async def metrics() -> Response:
+        return Response(services.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["operations"], summary="200 once SIP and HTTP are both up",
              response_model=Health,

@@ -33,6 +33,7 @@ class Services:
     login_throttle: LoginThrottle
     session_ttl: timedelta  # a portal login's lifetime
     health: Callable[[], HealthStatus]
+    metrics: Callable[[], bytes] = lambda: b""  # GET /metrics: Prometheus' text format
 
 
 def _services(request: Request) -> Services:

@@ -381,6 +381,10 @@ class Switch:
         )
         return effects
 
+    def live_leg_count(self) -> int:
+        """Legs that have not ended, of every user (the metrics' gauge)."""
+        return sum(not leg.ended for leg in self._live_legs.values())
+
     def live_legs_of(self, user_id: UserId) -> list[Leg]:
         """The user's legs that have not ended, newest first (then by id, for ties)."""
         legs = [leg for leg in self._live_legs.values()

@@ -30,6 +30,7 @@ from standardwebhooks import Webhook
 
 from hookswitch.events.models import DeliveryRow, EventRow, WebhookRow
 from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
+from hookswitch.events.stats import DELIVERIES, DELIVERY_SECONDS, OUTBOX_DEPTH
 from hookswitch.store.db import as_utc
 
 log = structlog.get_logger("hookswitch.events")
@@ -112,6 +113,7 @@ class Sender:
         self._outcomes = _Outcomes()
         self._background: list[asyncio.Task[None]] = []
         self._client: aiohttp.ClientSession | None = None
+        OUTBOX_DEPTH.set_function(lambda: sum(len(queue) for queue in self._queues.values()))
 
     async def start(self) -> None:
         # aiohttp, not httpx: at the benchmark's knee httpx cost 1.9 ms of CPU per POST
@@ -210,6 +212,8 @@ class Sender:
         if status is not None and 200 <= status < 300:
             self._outcomes.delivered.append(job.delivery_id)
             self._outcomes.done.append(job.delivery_id)
+            DELIVERIES.labels("delivered").inc()
+            DELIVERY_SECONDS.observe(max(0.0, (now - job.created_at).total_seconds()))
             return True
         values: dict[str, object] = {"attempts": job.attempts, "last_error": error}
         done = True
@@ -227,6 +231,7 @@ class Sender:
         else:
             values.update(status="failed", last_error=f"refused: {error}")
         self._outcomes.other.append((job.delivery_id, values))
+        DELIVERIES.labels("failed" if done else "retry").inc()
         if done:
             self._outcomes.done.append(job.delivery_id)
         if values.get("status") == "failed":

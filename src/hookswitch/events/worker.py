@@ -8,8 +8,9 @@ process writes them (the one writer, ``Recorder``) and delivers the events (``Se
 Frames each way are a 4-byte length and a pickle. Server → worker: a list of records
 (``LegOpened``, ``LegChange``, ``BindingChange``, dialogs) and ``Request``s (a write command
 the server waits for, store/writes.py), or ``STOP``. Worker → server: ``READY`` once the
-outbox is loaded, then lists of ``OutboxEvent`` for the live stream (SSE), and a ``Reply``
-to each request once its transaction has committed.
+outbox is loaded, then lists of ``OutboxEvent`` for the live stream (SSE), a ``Reply``
+to each request once its transaction has committed, and its metrics (``WorkerMetrics``)
+once a second.
 
 The worker ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): it stops
 when the server sends ``STOP`` or when the socket closes because the server died, in both
@@ -38,8 +39,10 @@ import structlog
 from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.events.recorder import Record, Recorder
 from hookswitch.events.sender import RetryPolicy, Sender
+from hookswitch.events.stats import worker_text
 from hookswitch.heap import settle_after_startup
 from hookswitch.logs import configure_logging
+from hookswitch.metrics import WORKER_RESTARTS
 from hookswitch.store.db import make_engine, session_factory
 from hookswitch.store.writes import WriteCommand
 
@@ -49,6 +52,16 @@ STOP = "stop"
 READY = "ready"
 _LENGTH = struct.Struct(">I")
 START_TIMEOUT = 60.0  # seconds for the worker to start and load the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    """The worker's metrics in Prometheus' text format, sent once a second."""
+
+    text: str
+
+
+METRICS_EVERY = 1.0  # seconds between the worker's metrics frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,7 @@ class EventsWorker:
         self._process: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
         self._stopping = False
+        self.metrics_text = ""  # the worker's metrics, as it last sent them
 
     async def start(self) -> None:
         if self._writer is not None:  # a restart: the old socket is dead
@@ -173,6 +187,9 @@ class EventsWorker:
             if isinstance(message, Reply):
                 self._answer(message)
                 continue
+            if isinstance(message, WorkerMetrics):
+                self.metrics_text = message.text
+                continue
             try:
                 self._on_events(message)
             except Exception:  # the live stream must not stop reading the worker
@@ -184,6 +201,7 @@ class EventsWorker:
             # Records sent since its last commit may be lost; the next start closes any
             # leg this leaves open (HANGUP, reason failed).
             log.error("events.worker_died", returncode=await self._wait_exit())
+            WORKER_RESTARTS.inc()
             try:
                 await self.start()
             except Exception:
@@ -227,6 +245,13 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
     writer.write(_frame(READY))
     replies: set[asyncio.Task[None]] = set()
 
+    async def send_metrics() -> None:
+        while True:
+            writer.write(_frame(WorkerMetrics(worker_text())))
+            await asyncio.sleep(METRICS_EVERY)  # a period, not a synchronisation
+
+    metrics = asyncio.create_task(send_metrics(), name="worker-metrics")
+
     async def reply(request: Request) -> None:
         try:
             result = await recorder.write(request.command.run)
@@ -251,6 +276,7 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
                 else:
                     recorder.put(item)
     finally:
+        metrics.cancel()
         await recorder.drain()
         await sender.stop()  # what it did not deliver stays in the outbox
         await engine.dispose()

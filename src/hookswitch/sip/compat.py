@@ -33,6 +33,7 @@ from sippy.SipURL import SipURL
 from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import AsyncReceiver, AsyncSender, Udp_server
 
+from hookswitch.metrics import count_sip
 from hookswitch.sip.addresses import ip_version, unusable_destination
 from hookswitch.sip.lograte import short, warn_once
 from hookswitch.sip.udp import dropped_send, receiver_loop, sender_loop
@@ -192,6 +193,7 @@ def _send_from_the_sip_thread() -> None:
             payload = data if isinstance(data, bytes) else data.encode("utf-8")
             try:
                 if self.skt.sendto(payload, socket.MSG_DONTWAIT, address) == len(payload):
+                    count_sip("out", payload)
                     return
             except OSError:
                 pass  # the sender thread retries it, as sippy always does

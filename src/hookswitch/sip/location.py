@@ -41,3 +41,10 @@ class Location:
 
     def has_devices(self, user_id: UserId) -> bool:
         return bool(self.devices(user_id))
+
+    def device_count(self) -> int:
+        """Registered devices of every user, now (the metrics' gauge)."""
+        now = time.time()
+        with self._lock:
+            return sum(b.alive(now) for devices in self._bindings.values()
+                       for b in devices.values())

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from errno import EAGAIN, EBADF, ENOBUFS, ENOTCONN, ESHUTDOWN, EWOULDBLOCK
 from typing import Any
 
+from hookswitch.metrics import count_sip
 from hookswitch.sip.addresses import unusable_destination
 from hookswitch.sip.lograte import short, warn_once
 from hookswitch.sip.wire import MAX_DATAGRAM, datagram_refusal
@@ -61,6 +62,7 @@ def _send_queued(server: Any, data: bytes, address: Any) -> None:
     for _ in range(SEND_ATTEMPTS):
         try:
             if server.skt.sendto(data, destination) == len(data):
+                count_sip("out", data)
                 return
         except OSError as error:
             if error.errno not in (EWOULDBLOCK, ENOBUFS, EAGAIN):
@@ -108,6 +110,7 @@ def receiver_loop(receiver: Any, hand_over: HandOver) -> None:
 
 
 def _deliver(server: Any, data: bytes, address: Any, hand_over: HandOver) -> None:
+    count_sip("in", data)
     reason = datagram_refusal(data)
     if reason is not None:
         warn_once(("refused", address[0], reason), "sip.datagram_dropped",

@@ -34,8 +34,9 @@ from hookswitch.api.schemas import (
     TransferRequest,
 )
 from hookswitch.api.services import Services, ServicesDep
-from hookswitch.calls.errors import CallControlError
+from hookswitch.calls.errors import CallControlError, HookswitchError
 from hookswitch.calls.policy import Principal
+from hookswitch.metrics import API_REQUESTS
 
 router = APIRouter(tags=["call control"])
 
@@ -145,7 +146,24 @@ async def call_control(
     verdict: Annotated[Verdict, Depends(rate_limited)],
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
 ) -> JSONResponse:
-    body = normalise_body(await request.body())
+    counted, status = "other", 500  # (a command counts by its name once it is known)
+    try:
+        body = normalise_body(await request.body())
+        command = body.get("command")
+        if isinstance(command, str) and command in COMMANDS:
+            counted = command
+        status, answer = await _carry_out(services, principal, body, idempotency_key)
+    except HookswitchError as error:
+        status = status_of(error)
+        raise
+    finally:
+        API_REQUESTS.labels(counted, str(status)).inc()
+    return JSONResponse(answer, status_code=status, headers=verdict.headers(),
+                        media_type=PROBLEM_JSON if status >= 400 else None)
+
+
+async def _carry_out(services: Services, principal: Principal, body: dict[str, Any],
+                     idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
     try:
         parsed = _command(body).model_validate(body)
     except ValidationError as exc:
@@ -162,8 +180,7 @@ async def call_control(
         )
     else:
         status, answer = await _click_to_dial(services, principal, parsed)
-    return JSONResponse(answer, status_code=status, headers=verdict.headers(),
-                        media_type=PROBLEM_JSON if status >= 400 else None)
+    return status, answer
 
 
 async def _click_to_dial(services: Services, principal: Principal,
