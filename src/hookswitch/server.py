@@ -59,7 +59,7 @@ from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
 from hookswitch.store.writes import Writer
-from hookswitch.web import routes as portal
+from hookswitch.web.app import install as install_portal
 
 if TYPE_CHECKING:
     from hookswitch.sip.gateway import SipGateway
@@ -111,6 +111,7 @@ def build(
     carry_out: Callable[[list[Effect]], None],
     writer: Writer,
     health: Callable[[], HealthStatus],
+    devices: Callable[[UserId], list[Binding]] = lambda _user_id: [],
     new_leg_id: Callable[[], LegId] = new_leg_id,
     new_call_id: Callable[[], CallId] = new_call_id,
     clock: Callable[[], int] = now_us,
@@ -142,10 +143,11 @@ def build(
             writer=writer,
             login_throttle=LoginThrottle(settings.rate_limit_storage),
             session_ttl=timedelta(seconds=settings.session_ttl),
+            devices=devices,
         ),
         max_body_bytes=settings.max_body_bytes,
     )
-    portal.install(app)
+    install_portal(app)
     return Core(switch, call_control, broadcaster, app)
 
 
@@ -251,7 +253,8 @@ class Server:
         )
         core = build(settings, recovered.directory, sessions,
                      has_devices=gateway.has_devices, carry_out=self.carry_out,
-                     writer=self.events, health=partial(self.health, gateway))
+                     devices=self.location.devices, writer=self.events,
+                     health=partial(self.health, gateway))
         self.switch, self.call_control, self.broadcaster = (
             core.switch, core.call_control, core.broadcaster)
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
