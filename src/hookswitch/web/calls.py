@@ -58,11 +58,14 @@ templates.env.filters["clock_us"] = _clock
 templates.env.filters["duration"] = _duration
 
 
+def _party(name: str, number: str) -> str:
+    return f"{name} ({number})" if name and name != number else number
+
+
 def _row(leg: Leg) -> dict[str, object]:
-    other = leg.other
     return {"id": leg.id, "state": leg.state.value, "state_text": STATES[leg.state],
             "direction": "Outgoing" if leg.direction is Direction.OUT else "Incoming",
-            "other": f"{other.name} ({other.number})" if other.name else other.number,
+            "other": _party(leg.other.name, leg.other.number),
             "since_us": leg.created_us, "changed_us": leg.history[-1].at_us,
             "answered": leg.answered}
 
@@ -224,7 +227,7 @@ def _ended(leg: EndedLeg) -> dict[str, object]:
                     else (leg.caller_number, leg.caller_name))
     talked = (leg.ended_us - leg.answered_us) / 1e6 if leg.answered_us else 0.0
     return {"id": leg.id, "direction": "Outgoing" if out else "Incoming", "number": number,
-            "other": f"{name} ({number})" if name and name != number else number,
+            "other": _party(name, number),
             "started_us": leg.started_us, "duration": talked,
             "result": RESULTS.get(leg.reason or "failed", leg.reason)}
 
