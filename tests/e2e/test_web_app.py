@@ -30,12 +30,19 @@ window.__rowChanges = [];
 document.addEventListener("DOMContentLoaded", () => {
   const shown = new Map();
   const scan = (record) => {
+    const now = new Set();
     for (const row of document.querySelectorAll("li.call[data-leg]")) {
       const key = row.dataset.leg, state = row.dataset.state;
+      now.add(key);
       if (shown.get(key) === state) continue;
       shown.set(key, state);
       if (record) window.__rowChanges.push({leg: key, state: state, seen_ms: Date.now(),
                                             changed_us: Number(row.dataset.changedUs)});
+    }
+    for (const key of [...shown.keys()].filter((key) => !now.has(key))) {
+      shown.delete(key);  // gone: the leg ended (its time is the server's HANGUP change)
+      if (record) window.__rowChanges.push({leg: key, state: "HANGUP", seen_ms: Date.now(),
+                                            changed_us: null});
     }
   };
   scan(false);  // what the page came with is not a change seen live
@@ -51,11 +58,17 @@ class Latencies:
     def __init__(self) -> None:
         self.samples: list[tuple[str, float]] = []
 
-    def collect(self, page: Page) -> None:
-        """Take what the page noted (before it is left: a new page starts afresh)."""
+    def collect(self, page: Page, server: RunningServer) -> None:
+        """Take what the page noted (before it is left: a new page starts afresh); a row
+        gone is measured from its leg's HANGUP, as recorded."""
         changes: list[dict[str, Any]] = page.evaluate("window.__rowChanges.splice(0)")
-        self.samples += [(c["state"], c["seen_ms"] - c["changed_us"] / 1000)
-                         for c in changes]
+        for change in changes:
+            if change["changed_us"] is None:
+                [ended] = server.query("SELECT at_us FROM leg_changes WHERE leg_id = :leg "
+                                       "AND state = 'HANGUP'", leg=change["leg"])
+                change["changed_us"] = ended["at_us"]
+            self.samples.append((change["state"],
+                                 change["seen_ms"] - change["changed_us"] / 1000))
 
     def report(self) -> tuple[float, float]:
         values = sorted(ms for _, ms in self.samples)
@@ -151,7 +164,7 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     expect(row).to_have_count(0)
     jane.wait_event("CALL_CLOSED", after=seen)
     assert caller.wait(15) == 0, caller.diagnostics()
-    latencies.collect(page)
+    latencies.collect(page, server)
 
     # History: both calls, newest first; Call on a row dials its number again.
     page.get_by_role("link", name="History").click()
@@ -168,7 +181,7 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     row.get_by_role("button", name="Hang up").click()  # while it rings: CANCEL
     expect(row).to_have_count(0)
     jane.wait_event("CALL_CLOSED", after=seen)
-    latencies.collect(page)
+    latencies.collect(page, server)
 
     # A form posted without the session's CSRF token is refused; then log out.
     refused = page.request.post(server.http + "/portal/calls/dial",
@@ -180,5 +193,10 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
     _, p99 = latencies.report()
-    assert len(latencies.samples) >= 6  # the page shows the last RINGING on load
+    # Each change showed once, in order: no stale view flickered in between (the last
+    # call's RINGING was there when the page loaded).
+    assert [state for state, _ in latencies.samples] == [
+        "RINGING", "ACTIVE", "HELD", "ACTIVE", "HANGUP",  # called, held, transferred
+        "RINGING", "ACTIVE", "HANGUP",  # the incoming call, hung up
+        "HANGUP"]  # the call from History, hung up while it rang
     assert p99 < 1000, "a row took over a second to follow its call"

@@ -28,6 +28,7 @@ from hookswitch.calls.errors import HookswitchError
 from hookswitch.calls.leg import Direction, Leg, LegState
 from hookswitch.calls.listing import EndedLeg
 from hookswitch.calls.policy import Principal
+from hookswitch.clock import now_us
 from hookswitch.directory.sessions import WebSession, session_for
 from hookswitch.events.stream import KEEPALIVE, Listener
 from hookswitch.web.routes import error_page, page, router, see_other, templates
@@ -83,7 +84,7 @@ def _live(services: Services, session: WebSession, message: str | None) -> dict[
                            for r in rows)
     else:
         announce = "No call in progress."
-    return {"session": session, "rows": rows, "devices": len(devices),
+    return {"session": session, "rows": rows, "devices": len(devices), "rendered_us": now_us(),
             "devices_since": min(since) if since else None, "message": message,
             "announce": announce}
 
