@@ -100,6 +100,13 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     page = browser_page
     page.add_init_script(OBSERVE_ROWS)
     latencies = Latencies()
+    # A script or style the CSP refused, or a script's exception (not a 4xx answer: the
+    # refusals below are meant, and there is no favicon).
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error"
+            and not message.text.startswith("Failed to load resource") else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
 
     # Log in: the Calls page, with Jane's phone registered.
     page.goto(server.http + "/portal/")
@@ -113,9 +120,16 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     row = page.locator("#live li.call")
     state = row.locator(".state")
 
+    # A destination that is no number: a message in the page, read out, no error page.
+    page.get_by_label("Destination").fill("nobody!")
+    page.get_by_label("Destination").press("Enter")  # the keyboard works as the button
+    expect(page.locator("#calls-message .error")).to_contain_text("destination")
+    expect(status).to_contain_text("destination")
+
     # Call 200: Jane's phone rings first (the row: ringing), she picks up, John answers.
     page.get_by_label("Destination").fill("200")
     page.get_by_role("button", name="Call").click()
+    expect(page.locator("#calls-message .error")).to_have_count(0)
     expect(state).to_have_text("Ringing")
     expect(row).to_contain_text("John Doe (200)")
     jane.incoming_call()
@@ -192,6 +206,7 @@ def test_the_web_app_calls_holds_transfers_hangs_up_and_lists_history_live(
     page.goto(server.http + "/portal/history")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
+    assert errors == []
     _, p99 = latencies.report()
     # Each change showed once, in order: no stale view flickered in between (the last
     # call's RINGING was there when the page loaded).

@@ -89,9 +89,13 @@ def _live(services: Services, session: WebSession, message: str | None) -> dict[
             "announce": announce}
 
 
-def _fragment(services: Services, session: WebSession, message: str | None = None) -> str:
+def _fragment(services: Services, session: WebSession, message: str | None = None, *,
+              command: bool = False, announce: bool = True) -> str:
+    """The live calls, to swap in; with ``announce``, the status region's text too (not
+    on the stream's first message: the page has it), and a ``command``'s answer replaces
+    the message (a refusal, or none)."""
     return templates.get_template("calls_live.html").render(
-        {**_live(services, session, message), "oob": True})
+        {**_live(services, session, message), "oob": announce, "command": command})
 
 
 def _login(next_url: str) -> Response:
@@ -132,7 +136,7 @@ async def _frames(services: Services, session: WebSession, cookie: str,
     """The fragment now, then again after each batch of the user's committed events, as
     long as the session lasts (looked at with each batch and each keep-alive)."""
     yield "retry: 2000\n\n"
-    yield _sse(_fragment(services, session))
+    yield _sse(_fragment(services, session, announce=False))
     while True:
         try:
             item = await asyncio.wait_for(listener.queue.get(), KEEPALIVE)
@@ -183,7 +187,8 @@ async def _command(request: Request, services: Services, session: WebSession | N
         except HookswitchError as error:
             message, status = message_of(error), status_of(error)
     if request.headers.get("HX-Request") == "true":
-        return Response(_fragment(services, session, message), media_type="text/html",
+        return Response(_fragment(services, session, message, command=True),
+                        media_type="text/html",
                         headers={"Cache-Control": "no-store"})
     if message is None:
         return see_other(PATH + "/")

@@ -1,7 +1,7 @@
 /* hookswitch portal, the Calls page: keep the newest view of the user's calls.
    A command's answer (hx-post) and a message of the page's stream can cross on the way:
-   each live calls fragment says when the server rendered it (data-rendered-us), and one
-   rendered before the fragment shown is not swapped in. */
+   each live calls fragment says when the server rendered it (data-rendered-us), and the
+   rows of one rendered before the fragment shown are not swapped in. */
 (function () {
   "use strict";
   function stamp(html) {
@@ -15,7 +15,8 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
     if (target && target.id === "live" && stamp(event.detail.serverResponse) < shown()) {
-      event.detail.shouldSwap = false;
+      // Older than the rows shown: keep them; its refusal (out of band) still shows.
+      event.detail.swapOverride = "none";
     }
   });
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
