@@ -15,6 +15,8 @@ from hookswitch.calls.commands import RingUser
 from hookswitch.calls.ids import CallId, UserId
 from hookswitch.calls.leg import HangupReason
 from hookswitch.directory.provisioning import user_id_for
+from hookswitch.directory.sessions import session_for
+from hookswitch.events.outbox import OutboxEvent
 from hookswitch.web import calls as web_calls
 from tests.support.api import Api, c2d, running_api
 from tests.support.integrations import PortalUser, csrf_of
@@ -45,6 +47,8 @@ async def test_the_calls_page_needs_a_login_and_is_the_page_after_it(app: Api) -
     answer = await app.client.get("/portal/")
     assert (answer.status_code, answer.headers["location"]) == (
         303, "/portal/login?next=%2Fportal%2F")
+    # No session, no stream: a 204 stops the browser's EventSource reconnecting.
+    assert (await app.client.get("/portal/calls/stream")).status_code == 204
     csrf = await logged_in(app)
     page = (await app.client.get("/portal/")).text
     for text in ('<label for="destination">Destination</label>', ">Call</button>",
@@ -145,3 +149,33 @@ async def test_history_lists_ended_calls_a_page_at_a_time_with_a_call_button(
 
 async def _nothing(_: object) -> None:
     return None
+
+
+async def test_the_stream_sends_the_calls_on_connect_and_after_events_until_logout(
+    app: Api
+) -> None:
+    csrf = await logged_in(app)
+    cookie = app.client.cookies["hs_session"]
+    services = app.app.state.services
+    async with services.sessions() as db:
+        session = await session_for(db, cookie)
+    assert session is not None
+    listener = services.broadcaster.open(JANE, None)
+    frames = web_calls._frames(services, session, cookie, listener)
+    assert await anext(frames) == "retry: 2000\n\n"
+    first = await anext(frames)
+    assert first.startswith("event: calls\ndata: ") and first.endswith("\n\n")
+    assert "No call in progress." in first and "hx-swap-oob" not in first  # page has it
+    await app.client.post("/portal/calls/dial", data={"destination": "200",
+                                                      "csrf_token": csrf})
+    leg = app.switch.live_legs_of(JANE)[0]
+    services.broadcaster.publish([OutboxEvent(1, "msg_1", JANE, leg.id, "{}")])
+    after = await anext(frames)
+    assert "Ringing" in after and f'data-leg="{leg.id}"' in after
+    assert 'id="calls-status" hx-swap-oob="innerHTML"' in after  # announced
+    # Logged out: the next event ends the stream instead of showing the calls.
+    await app.client.post("/portal/logout", data={"csrf_token": csrf})
+    services.broadcaster.publish([OutboxEvent(2, "msg_2", JANE, leg.id, "{}")])
+    with pytest.raises(StopAsyncIteration):
+        await anext(frames)
+    services.broadcaster.close(listener)
