@@ -60,7 +60,7 @@ from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
 from hookswitch.store.writes import Writer
-from hookswitch.web import routes as portal
+from hookswitch.web.app import install as install_portal
 
 if TYPE_CHECKING:
     from hookswitch.sip.gateway import SipGateway
@@ -114,6 +114,7 @@ def build(
     health: Callable[[], HealthStatus],
     registered_devices: Callable[[], int] = lambda: 0,
     worker_metrics: Callable[[], str] = lambda: "",
+    devices: Callable[[UserId], list[Binding]] = lambda _user_id: [],
     new_leg_id: Callable[[], LegId] = new_leg_id,
     new_call_id: Callable[[], CallId] = new_call_id,
     clock: Callable[[], int] = now_us,
@@ -152,10 +153,11 @@ def build(
             login_throttle=LoginThrottle(settings.rate_limit_storage),
             session_ttl=timedelta(seconds=settings.session_ttl),
             metrics=lambda: metrics.exposition(worker_metrics()),
+            devices=devices,
         ),
         max_body_bytes=settings.max_body_bytes,
     )
-    portal.install(app)
+    install_portal(app)
     return Core(switch, call_control, broadcaster, app)
 
 
@@ -261,7 +263,8 @@ class Server:
         )
         core = build(settings, recovered.directory, sessions,
                      has_devices=gateway.has_devices, carry_out=self.carry_out,
-                     writer=self.events, health=partial(self.health, gateway),
+                     devices=self.location.devices, writer=self.events,
+                     health=partial(self.health, gateway),
                      registered_devices=self.location.device_count,
                      worker_metrics=lambda: self.events.metrics_text)
         self.switch, self.call_control, self.broadcaster = (

@@ -111,6 +111,11 @@ def status_of(error: HookswitchError) -> int:
     return 400
 
 
+def message_of(error: HookswitchError) -> str:
+    """The problem as one sentence for a person (the portal's pages): title and detail."""
+    return f"{error.title}: {error.detail}"
+
+
 def problem_body(error: HookswitchError) -> dict[str, Any]:
     fields = getattr(error, "errors", None)
     if isinstance(error, InvalidDestination):

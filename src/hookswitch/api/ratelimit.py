@@ -27,6 +27,16 @@ class Verdict:
     remaining: int
     reset_after: int  # seconds until the window has room again
 
+    @property
+    def retry_after(self) -> int:
+        """Seconds to wait before the next request (at least one), once refused."""
+        return max(1, self.reset_after)
+
+    def refusal(self) -> str:
+        """What a refused request is told, by the API (a 429) and the portal alike."""
+        return (f"this user's call-control budget of {self.limit} requests is spent; "
+                f"retry in {self.retry_after} s")
+
     def headers(self) -> dict[str, str]:
         return {
             "RateLimit-Limit": str(self.limit),

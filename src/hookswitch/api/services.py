@@ -14,7 +14,9 @@ from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
 from hookswitch.calls.control import CallControl
+from hookswitch.calls.ids import UserId
 from hookswitch.calls.listing import CallListing
+from hookswitch.calls.registrations import Binding
 from hookswitch.events.stream import Broadcaster
 from hookswitch.integrations.service import Integrations
 from hookswitch.store.writes import Writer
@@ -34,6 +36,8 @@ class Services:
     session_ttl: timedelta  # a portal login's lifetime
     health: Callable[[], HealthStatus]
     metrics: Callable[[], bytes] = lambda: b""  # GET /metrics: Prometheus' text format
+    # a user's registered devices now (the portal's Calls page); none without SIP
+    devices: Callable[[UserId], list[Binding]] = lambda _user_id: []
 
 
 def _services(request: Request) -> Services:

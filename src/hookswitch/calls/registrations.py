@@ -14,6 +14,9 @@ class Binding:
     source: tuple[str, int]  # where the REGISTER came from: where INVITEs are sent
     expires_at: float  # wall-clock seconds, so it survives a restart via the database
     user_agent: str | None = None
+    # When this server first saw the device registered (wall-clock seconds; refreshes keep
+    # it): what the portal shows. None until the location has it.
+    since: float | None = None
 
     def alive(self, now: float) -> bool:
         return self.expires_at > now

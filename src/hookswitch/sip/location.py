@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from hookswitch.calls.ids import UserId
 from hookswitch.calls.registrations import Binding
@@ -25,7 +26,9 @@ class Location:
             devices = self._bindings.setdefault(binding.user_id, {})
             for contact in [c for c, b in devices.items() if not b.alive(now)]:
                 del devices[contact]
-            devices[binding.contact] = binding
+            known = devices.get(binding.contact)
+            since = known.since if known is not None else binding.since
+            devices[binding.contact] = replace(binding, since=since or now)
 
     def remove(self, user_id: UserId, contact: str | None = None) -> None:
         with self._lock:

@@ -1,7 +1,10 @@
-"""The user portal's pages: login, the consent to an integration, the integrations list.
+"""The user portal's pages: login, the consent to an integration, the integrations list
+(the Calls and History pages: web/calls.py).
 
 Routes are thin: they check the session and the CSRF token, call the same services as the
-API (integrations/service.py), and render a template. No JavaScript; nothing from a CDN.
+API (integrations/service.py), and render a template. Nothing from a CDN; the only
+JavaScript is the vendored htmx of the Calls page, from static files (the CSP allows no
+inline script).
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from hookswitch.api.services import ServicesDep
@@ -64,7 +66,7 @@ def error_page(request: Request, status: int, title: str, detail: str,
     return page(request, "error.html", status, title=title, detail=detail, session=session)
 
 
-def _see_other(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
@@ -117,7 +119,7 @@ async def login(request: Request, services: ServicesDep, user: FormText, passwor
     await services.writer.call(OpenSession(
         token_digest(cookie), candidate.principal.user_id, new_session_secret(),
         datetime.now(UTC), services.session_ttl))
-    response = _see_other(_local(next))
+    response = see_other(_local(next))
     set_cookie(request, response, SESSION_COOKIE, cookie,
                int(services.session_ttl.total_seconds()))
     response.delete_cookie(LOGIN_COOKIE, path=PATH)
@@ -137,13 +139,13 @@ def _login_again(request: Request, next_url: str, user: str, status: int,
 async def logout(request: Request, services: ServicesDep, session: MaybeSession,
                  csrf_token: FormText = "") -> Response:
     if session is None:
-        return _see_other(PATH + "/login")
+        return see_other(PATH + "/login")
     if not same(csrf_token, session.csrf_token):
         return error_page(request, 403, "Not logged out",
                           "This form did not come from this site.", session)
     await services.writer.call(CloseSession(token_digest(
         request.cookies.get(SESSION_COOKIE, ""))))
-    response = _see_other(PATH + "/login")
+    response = see_other(PATH + "/login")
     response.delete_cookie(SESSION_COOKIE, path=PATH)
     return response
 
@@ -182,7 +184,7 @@ async def consent(request: Request, services: ServicesDep, session: MaybeSession
         return target
     if session is None:
         here = request.url.path + "?" + request.url.query
-        return _see_other(PATH + "/login?" + urlencode({"next": here}))
+        return see_other(PATH + "/login?" + urlencode({"next": here}))
     return page(request, "consent.html", integration=target, session=session,
                 tenant=await tenant_name(services.sessions, session.principal.tenant_id),
                 confirmation_key=confirmation_key, redirect_url=redirect_url)
@@ -193,7 +195,7 @@ async def decide(request: Request, services: ServicesDep, session: MaybeSession,
                  confirmation_key: FormText = "", redirect_url: FormText = "",
                  decision: FormText = "", csrf_token: FormText = "") -> Response:
     if session is None:
-        return _see_other(PATH + "/login")
+        return see_other(PATH + "/login")
     if not same(csrf_token, session.csrf_token):
         return error_page(request, 403, "Nothing was connected",
                           "This form did not come from this site.", session)
@@ -202,7 +204,7 @@ async def decide(request: Request, services: ServicesDep, session: MaybeSession,
     if isinstance(target, Response):
         return target
     if decision != "subscribe":
-        return _see_other(_with_error(redirect_url, "access_denied"))
+        return see_other(_with_error(redirect_url, "access_denied"))
     result = await services.integrations.subscribe(target, session.principal,
                                                    confirmation_key)
     if result is ActivationResult.REPLAYED:
@@ -210,23 +212,18 @@ async def decide(request: Request, services: ServicesDep, session: MaybeSession,
                           f"This link from {target.name} was used already. Go back to the "
                           "application and start again.", session)
     if result is ActivationResult.FAILED:
-        return _see_other(_with_error(redirect_url, "activation_failed"))
-    return _see_other(redirect_url)
+        return see_other(_with_error(redirect_url, "activation_failed"))
+    return see_other(redirect_url)
 
 
 # --- the user's integrations --------------------------------------------------------------
-
-
-@router.get("/portal/")
-async def home(session: MaybeSession) -> Response:
-    return _see_other(PATH + ("/integrations" if session else "/login"))
 
 
 @router.get("/portal/integrations")
 async def integrations(request: Request, services: ServicesDep,
                        session: MaybeSession) -> Response:
     if session is None:
-        return _see_other(PATH + "/login?" + urlencode({"next": PATH + "/integrations"}))
+        return see_other(PATH + "/login?" + urlencode({"next": PATH + "/integrations"}))
     connections = await services.integrations.connections(session.principal.user_id)
     return page(request, "integrations.html", session=session, connections=connections)
 
@@ -235,18 +232,12 @@ async def integrations(request: Request, services: ServicesDep,
 async def disconnect(request: Request, services: ServicesDep, session: MaybeSession,
                      activation_id: str, csrf_token: FormText = "") -> Response:
     if session is None:
-        return _see_other(PATH + "/login")
+        return see_other(PATH + "/login")
     if not same(csrf_token, session.csrf_token):
         return error_page(request, 403, "Nothing was disconnected",
                           "This form did not come from this site.", session)
     await services.integrations.disconnect(session.principal, activation_id[:64])
-    return _see_other(PATH + "/integrations")
-
-
-def install(app: FastAPI) -> None:
-    """The portal's pages and its versioned static files, on the API's app."""
-    app.include_router(router)
-    app.mount(PATH + "/static", StaticFiles(directory=str(HERE / "static")), name="portal")
+    return see_other(PATH + "/integrations")
 
 
 @router.get("/portal/logos/{slug}")

@@ -56,11 +56,9 @@ async def rate_limited(request: Request, services: ServicesDep,
     """The ``call-control`` budget of the authenticated user; 429 when spent."""
     verdict = await services.rate_limiter.hit(principal.user_id)
     if not verdict.allowed:
-        retry_after = max(1, verdict.reset_after)
         raise RateLimited(
-            f"this user's call-control budget of {verdict.limit} requests is spent; "
-            f"retry in {retry_after} s (Retry-After)",
-            headers={**verdict.headers(), "Retry-After": str(retry_after)},
+            verdict.refusal() + " (Retry-After)",
+            headers={**verdict.headers(), "Retry-After": str(verdict.retry_after)},
         )
     request.state.rate_limit_headers = verdict.headers()
     return verdict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -16,13 +17,15 @@ from hookswitch.events.stream import Broadcaster, Listener
 router = APIRouter(tags=["call events"])
 
 
-class _EventStream(StreamingResponse):
-    """A stream that unregisters its listener however it ends (client gone, server
-    stopping, token revoked), even if it never sent a byte."""
+class ListenerStream(StreamingResponse):
+    """A text/event-stream that unregisters its listener however it ends (client gone,
+    server stopping, token revoked), even if it never sent a byte. The portal's live calls
+    (web/calls.py) are one too, with their own body."""
 
-    def __init__(self, broadcaster: Broadcaster, listener: Listener, after: int | None) -> None:
+    def __init__(self, broadcaster: Broadcaster, listener: Listener,
+                 body: AsyncIterator[str]) -> None:
         super().__init__(
-            broadcaster.stream(listener, after),
+            body,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -70,4 +73,4 @@ async def events(
     if last_event_id is not None:
         after = await broadcaster.resume_point(principal.user_id, last_event_id)
     listener = broadcaster.open(principal.user_id, principal.token_id)
-    return _EventStream(broadcaster, listener, after)
+    return ListenerStream(broadcaster, listener, broadcaster.stream(listener, after))
