@@ -1,13 +1,17 @@
-"""Ephemeral loopback ports for phones, servers and receivers (tests and benchmark).
+"""Free loopback ports for phones, servers and receivers (tests and benchmark).
 
-The OS hands out a free port (bind to port 0); the port is then closed and returned, so
-there is a small window in which another process could take it. Ports handed out by this
-process are remembered and never handed out twice, so concurrent phones in one test or
-benchmark run do not collide with each other.
+A port is tried and closed, then used by whoever asked, so another process could take it
+in between. Ports are therefore picked below the kernel's ephemeral range (32768-60999 on
+Linux), which it hands to every outgoing connection (a database client's, Chromium's):
+a port taken from that range was once grabbed by a PostgreSQL connection before the
+server bound it. Each pytest-xdist worker picks from its own slice, so workers never
+race for one port, and ports handed out by this process are never handed out twice.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import threading
 from pathlib import Path
@@ -27,20 +31,28 @@ def _bindable(kind: socket.SocketKind, port: int) -> bool:
     return True
 
 
-def _os_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
+_FIRST, _SLICE = 10_000, 2_500  # slices 10000-12499, 12500-14999, ... up to 32499
+
+
+def _slice() -> range:
+    """This process's ports: its pytest-xdist worker's slice (gw0 the first), or the
+    last one for a process that is no worker (the benchmark, a single pytest)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) % 8 if worker.startswith("gw") and worker[2:].isdigit() else 8
+    start = _FIRST + index * _SLICE
+    return range(start, start + _SLICE)
+
+
+def _candidate() -> int:
+    """A port of this process's slice, at random (``_claim`` checks it is free)."""
+    return random.choice(_slice())
 
 
 def _claim(kind: socket.SocketKind, span: int, both: bool) -> int:
     """Find a port P such that P..P+span-1 are free (UDP and, if ``both``, TCP too)."""
     for _ in range(200):
-        port = _os_port(kind)
+        port = _candidate()
         candidates = range(port, port + span)
-        if port + span - 1 > 65535:
-            continue
         with _lock:
             if any(p in _handed_out for p in candidates):
                 continue
