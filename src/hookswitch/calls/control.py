@@ -133,11 +133,7 @@ class CallControl:
                 await self._until(lambda: live.ended)
             return HangupDone(call_leg_id=live.id, call_id=live.call_id, state=live.state,
                               reason=live.reason.value if live.reason else None)
-        stored = await self._stored_leg(LegId(leg_id))
-        if stored is None or stored.tenant_id != principal.tenant_id:
-            # Another tenant's leg is answered exactly like one that does not exist.
-            raise LegNotFound(f"no call leg {leg_id!r} in tenant {principal.tenant_id}; use a "
-                              "call_leg_id from click-to-dial or from a call event's id")
+        stored = await self._stored_in_tenant(principal, leg_id)
         ensure_participant(principal, set(stored.parties))
         # Ended already (or being torn down, its last change not yet written): not an error.
         return HangupDone(call_leg_id=stored.id, call_id=stored.call_id, state=stored.state,
@@ -193,12 +189,19 @@ class CallControl:
                 raise NotAnswered(f"call leg {leg_id} is {live.state}: it can be held or "
                                   "transferred once it is answered (ACTIVE or HELD)")
             return live
+        stored = await self._stored_in_tenant(principal, leg_id)
+        _ensure_own(principal, stored.user_id, leg_id)
+        raise LegEnded(f"call leg {leg_id} has ended ({stored.reason})")
+
+
+    async def _stored_in_tenant(self, principal: Principal, leg_id: str) -> LegView:
+        """A leg that has left memory, of the principal's tenant. Another tenant's leg is
+        answered exactly like one that does not exist."""
         stored = await self._stored_leg(LegId(leg_id))
         if stored is None or stored.tenant_id != principal.tenant_id:
             raise LegNotFound(f"no call leg {leg_id!r} in tenant {principal.tenant_id}; use a "
                               "call_leg_id from click-to-dial or from a call event's id")
-        _ensure_own(principal, stored.user_id, leg_id)
-        raise LegEnded(f"call leg {leg_id} has ended ({stored.reason})")
+        return stored
 
 
 def _ensure_own(principal: Principal, user_id: str, leg_id: str) -> None:
