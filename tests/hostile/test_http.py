@@ -8,9 +8,10 @@ Through httpx's ASGI transport on a real database, like tests/integration.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from harness.server import OTHER_TENANT, TENANT
 from hookswitch.calls.commands import RingUser
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
+from hookswitch.heap import settle_after_startup
 from tests.support.api import URL, Api, assert_problem, c2d, hangup, running_api
 
 JANE = {"Authorization": "Bearer tok-jane", "Content-Type": "application/json"}
@@ -189,6 +191,18 @@ def hostile_bodies() -> list[tuple[str, bytes | AsyncIterator[bytes], int]]:
     ]
 
 
+@pytest.fixture
+def server_heap() -> Iterator[None]:
+    """The garbage collector as ``hookswitch serve`` sets it after start-up (``heap.py``):
+    without it, a full collection of this test process's heap (every test before it in
+    this worker) is a pause the server would not have. Restored afterwards."""
+    thresholds = gc.get_threshold()
+    settle_after_startup()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
 async def warm_up(api: Api) -> None:
     """First requests import and build things once; that is not what is measured."""
     await api.post(hangup("warm-up"))
@@ -197,7 +211,7 @@ async def warm_up(api: Api) -> None:
     await api.client.get("/healthz")
 
 
-async def test_no_hostile_body_holds_the_event_loop(roomy_api: Api) -> None:
+async def test_no_hostile_body_holds_the_event_loop(roomy_api: Api, server_heap: None) -> None:
     await warm_up(roomy_api)
     bodies = hostile_bodies()
     watch = LoopWatch()
@@ -213,7 +227,8 @@ async def test_no_hostile_body_holds_the_event_loop(roomy_api: Api) -> None:
     assert watch.longest < 0.050, f"one turn of the loop took {watch.longest * 1000:.1f} ms"
 
 
-async def test_healthz_answers_while_hostile_bodies_are_sent(roomy_api: Api) -> None:
+async def test_healthz_answers_while_hostile_bodies_are_sent(roomy_api: Api,
+                                                             server_heap: None) -> None:
     await warm_up(roomy_api)
     bodies = hostile_bodies()
     watch = LoopWatch()
