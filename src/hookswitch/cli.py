@@ -76,6 +76,12 @@ def serve(
     sip: Annotated[str | None, typer.Option(help="SIP UDP HOST:PORT")] = None,
     db: Annotated[str | None, typer.Option(help="database URL")] = None,
     sip_trace: Annotated[bool, typer.Option(help="log every SIP message")] = False,
+    node_id: Annotated[
+        str | None, typer.Option(help="this node's id in a cluster (docs/CLUSTER.md)")
+    ] = None,
+    edge: Annotated[
+        str | None, typer.Option(help="the cluster's SIP edge proxy HOST:PORT (runs as a node)")
+    ] = None,
     webhook: Annotated[
         str | None, typer.Option(help="with --demo: POST the demo users' call events here")
     ] = None,
@@ -97,12 +103,19 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if node_id is not None or edge is not None:
+        try:
+            provisioning = provisioning.with_node(node_id, edge)
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     section: ServerSection = provisioning.server
     options = ServeOptions(
         http=http or section.http,
         sip=sip or section.sip,
         database=db or section.database,
         sip_trace=sip_trace,
+        node_id=section.node_id,
     )
     if demo:
         _print_demo(provisioning, options.sip, options.http)

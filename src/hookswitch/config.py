@@ -73,11 +73,24 @@ class ServerSection(_Strict):
     session_ttl: Annotated[int, Field(gt=0)] = 8 * 3600
     # Live event streams (GET /v3/events) one user may hold open at once; the next gets 429.
     max_streams_per_user: Annotated[int, Field(gt=0, le=1000)] = 10
+    # A cluster (docs/CLUSTER.md): this node's id (unique among the nodes of one database),
+    # the SIP edge proxy phones use (HOST:PORT; None on a single server), and the Redis
+    # the nodes share (registry, heartbeats, the bus; rate limits when
+    # ``rate_limit_storage`` is left in memory).
+    node_id: Annotated[str, Field(min_length=1, max_length=64,
+                                  pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
+    edge: str | None = None
+    redis: str = "redis://127.0.0.1:6379"
 
-    @field_validator("http", "sip")
+    @property
+    def clustered(self) -> bool:
+        return self.edge is not None
+
+    @field_validator("http", "sip", "edge")
     @classmethod
-    def _hostport(cls, value: str) -> str:
-        parse_hostport(value, 0)
+    def _hostport(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hostport(value, 0)
         return value
 
 
@@ -213,6 +226,20 @@ class Provisioning(_Strict):
             if len(set(values)) != len(values):
                 raise ValueError(f"integration {key}s must be unique")
         return self
+
+    def with_node(self, node_id: str | None, edge: str | None) -> Provisioning:
+        """The same file run as a node of a cluster (``serve --node-id --edge``)."""
+        server = self.server.model_dump()
+        if node_id is not None:
+            server["node_id"] = node_id
+        if edge is not None:
+            server["edge"] = edge
+        try:
+            section = ServerSection.model_validate(server)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: "
+                                        f"{err['msg']}" for err in exc.errors())) from exc
+        return self.model_copy(update={"server": section})
 
 
 def load_provisioning(path: Path) -> Provisioning:

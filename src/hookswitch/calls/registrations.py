@@ -17,6 +17,9 @@ class Binding:
     # When this server first saw the device registered (wall-clock seconds; refreshes keep
     # it): what the portal shows. None until the location has it.
     since: float | None = None
+    # The Path header values of the REGISTER (RFC 3327), in order: requests to the device
+    # go through them (a cluster's edge proxy). Empty when it registered directly.
+    path: tuple[str, ...] = ()
 
     def alive(self, now: float) -> bool:
         return self.expires_at > now

@@ -44,6 +44,9 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # The node whose events worker sends it; a survivor takes a dead node's over.
+    node_id: Mapped[str] = mapped_column(String(64), index=True, default="default",
+                                         server_default="default")
 
 
 class WebhookRow(Base):

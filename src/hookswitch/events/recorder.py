@@ -412,7 +412,7 @@ async def _write_binding(
         return
     values = {"source_host": binding.source[0], "source_port": binding.source[1],
               "expires_at": datetime.fromtimestamp(binding.expires_at, UTC),
-              "user_agent": binding.user_agent}
+              "user_agent": binding.user_agent, "path": list(binding.path) or None}
     dialect = (await session.connection()).dialect.name
     upsert = _INSERTS[dialect](_BINDINGS).values(user_id=user_id, contact=binding.contact,
                                                  **values)

@@ -35,6 +35,9 @@ class LegRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The node whose switch holds the leg while it lives (DEFAULT_NODE on a single server).
+    node_id: Mapped[str] = mapped_column(String(64), index=True, default="default",
+                                         server_default="default")
 
 
 class LegChangeRow(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +26,9 @@ class BindingRow(Base):
     source_port: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    # The Path header values of the REGISTER (RFC 3327): the edge proxy any node reaches
+    # the device through. None when the device registered directly.
+    path: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 async def load_bindings(session: AsyncSession) -> list[Binding]:
@@ -34,7 +37,8 @@ async def load_bindings(session: AsyncSession) -> list[Binding]:
     return [
         Binding(user_id=UserId(row.user_id), contact=row.contact,
                 source=(row.source_host, row.source_port),
-                expires_at=as_utc(row.expires_at).timestamp(), user_agent=row.user_agent)
+                expires_at=as_utc(row.expires_at).timestamp(), user_agent=row.user_agent,
+                path=tuple(row.path or ()))
         for row in (await session.scalars(select(BindingRow))).all()
         if as_utc(row.expires_at) > now
     ]
