@@ -230,7 +230,8 @@ class Server:
         async with sessions() as session:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
-            closed = await Recorder(sessions, subscriptions).close_open_legs(session, now_us())
+            closed = await Recorder(sessions, subscriptions, node_id=self.options.node_id
+                                    ).close_open_legs(session, now_us())
             orphaned = await take_orphaned_dialogs(session, self.options.node_id)
             directory = await load_directory(
                 session, str(settings.default_tenant) if settings.default_tenant else None
@@ -260,6 +261,7 @@ class Server:
             RetryPolicy(settings.webhook_retry_first_interval,
                         settings.webhook_retry_max_interval, settings.webhook_give_up_after),
             lambda events: self.broadcaster.publish(events),
+            node_id=self.options.node_id,
         )
         core = build(settings, recovered.directory, sessions,
                      has_devices=gateway.has_devices, carry_out=self.carry_out,

@@ -126,9 +126,14 @@ def outbox_values(kind: str, tenant_id: str, user_id: str, stream_id: str, seque
     }
 
 
+# The node of a delivery that no events worker has claimed yet (one written by the
+# command line, or by the API's services): the next rescan of any node takes it.
+UNCLAIMED = ""
+
+
 def delivery_values(event_id: int, leg_id: str, created_at: datetime,
-                    webhook_id: str) -> dict[str, Any]:
+                    webhook_id: str, node_id: str = UNCLAIMED) -> dict[str, Any]:
     """The columns of one pending delivery of an event, all but its id."""
     return {"event_id": event_id, "webhook_id": webhook_id, "leg_id": leg_id,
             "status": "pending", "attempts": 0, "next_attempt_at": created_at,
-            "created_at": created_at}
+            "created_at": created_at, "node_id": node_id}

@@ -162,7 +162,8 @@ class Recorder:
             # A call's second leg may come in a later batch: its call row is there already.
             calls = {r.leg.call_id: _call_values(r) for r in opened}
             await conn.execute(_NEW_CALLS[conn.dialect.name], list(calls.values()))
-            await conn.execute(_LEGS.insert(), [_leg_values(r) for r in opened])
+            await conn.execute(_LEGS.insert(), [_leg_values(r) | {"node_id": self._node_id}
+                                                for r in opened])
         changes: list[LegChange] = []
         for record in records:
             match record:
@@ -193,7 +194,8 @@ class Recorder:
             _EVENTS.insert().returning(_EVENTS.c.id, sort_by_parameter_order=True), events
         )).scalars().all()
         deliveries = [
-            delivery_values(event_id, values["leg_id"], values["created_at"], webhook_id)
+            delivery_values(event_id, values["leg_id"], values["created_at"], webhook_id,
+                            self._node_id)
             for event_id, (values, webhooks) in zip(event_ids, outbox, strict=True)
             for webhook_id in webhooks
         ]
@@ -228,14 +230,19 @@ class Recorder:
         if rows:
             await conn.execute(_DIALOGS.insert(), rows)
 
-    async def close_open_legs(self, session: AsyncSession, now_us: int) -> int:
-        """Legs a crash left open end with reason ``failed`` (HANGUP is reached exactly
-        once), written like any other leg change, events and deliveries included."""
+    async def close_open_legs(self, session: AsyncSession, now_us: int,
+                              node_id: str | None = None) -> int:
+        """Legs a crash of a node (this one's by default) left open end with reason
+        ``failed`` (HANGUP is reached exactly once: the rows are locked until commit, where
+        the database can), written like any other leg change, events and deliveries
+        included; the deliveries are this node's to send."""
         last = (select(_CHANGES.c.leg_id, func.max(_CHANGES.c.sequence).label("last"))
                 .group_by(_CHANGES.c.leg_id).subquery())
         rows = (await session.execute(
             select(LegRow, last.c.last).outerjoin(last, last.c.leg_id == LegRow.id)
-            .where(LegRow.state != LegState.HANGUP.value)
+            .where(LegRow.state != LegState.HANGUP.value,
+                   LegRow.node_id == (node_id or self._node_id))
+            .with_for_update(of=LegRow)
         )).all()
         changes: list[Record] = []
         for leg, sequence in rows:

@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from hookswitch.events.models import DeliveryRow, EventRow, WebhookRow
-from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
+from hookswitch.events.outbox import UNCLAIMED, OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.events.stats import DELIVERIES, DELIVERY_SECONDS, OUTBOX_DEPTH
 from hookswitch.store.db import as_utc
+from hookswitch.store.lock import DEFAULT_NODE
 
 log = structlog.get_logger("hookswitch.events")
 
@@ -94,11 +95,13 @@ class Sender:
         write: Callable[[Callable[[AsyncSession], Awaitable[object]]], Awaitable[object]],
         policy: RetryPolicy | None = None,
         concurrency: int = 16,
+        node_id: str = DEFAULT_NODE,
     ) -> None:
         """``write`` applies a change in a committed transaction: the one writer's
         (``Recorder.write``), so that SQLite never sees two writers at once. ``sessions``
         only reads."""
         self._sessions = sessions
+        self._node_id = node_id  # it sends this node's deliveries only (a cluster's nodes)
         self._write = write
         self._subscriptions = subscriptions
         self.policy = policy or RetryPolicy()
@@ -309,13 +312,22 @@ class Sender:
                          for row in rows}
 
     async def _load_pending(self) -> None:
-        """Queue what the outbox holds as pending and memory does not know yet."""
+        """Queue what the outbox holds as pending for this node and memory does not know
+        yet; first claim the deliveries no node has (written by the command line)."""
+
+        async def claim(session: AsyncSession) -> None:
+            await session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.node_id == UNCLAIMED, DeliveryRow.status == "pending")
+                .values(node_id=self._node_id))
+
+        await self._write(claim)
         forget, self._written_done = self._written_done, set()
         async with self._sessions() as session:
             rows = (await session.execute(
                 select(DeliveryRow, EventRow.uid, EventRow.payload)
                 .join(EventRow, EventRow.id == DeliveryRow.event_id)
-                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.status == "pending", DeliveryRow.node_id == self._node_id)
                 .order_by(DeliveryRow.event_id)
             )).all()
         for delivery, uid, payload in rows:

@@ -44,6 +44,7 @@ from hookswitch.heap import settle_after_startup
 from hookswitch.logs import configure_logging
 from hookswitch.metrics import WORKER_RESTARTS
 from hookswitch.store.db import make_engine, session_factory
+from hookswitch.store.lock import DEFAULT_NODE
 from hookswitch.store.writes import WriteCommand
 
 log = structlog.get_logger("hookswitch.events")
@@ -101,8 +102,10 @@ class EventsWorker:
     """The server's end: starts the worker process and feeds it records, in order."""
 
     def __init__(self, database: str, policy: RetryPolicy,
-                 on_events: Callable[[list[OutboxEvent]], None]) -> None:
+                 on_events: Callable[[list[OutboxEvent]], None],
+                 node_id: str = DEFAULT_NODE) -> None:
         self._database = database
+        self._node_id = node_id
         self._policy = policy
         self._on_events = on_events
         self._pending: list[Record | Request] = []  # put in this loop turn, sent at its end
@@ -124,6 +127,7 @@ class EventsWorker:
                 # a standard module (enum.py, re.py) cannot break it.
                 sys.executable, "-P", "-m", "hookswitch.events.worker",
                 "--fd", str(theirs.fileno()), "--database", self._database,
+                "--node-id", self._node_id,
                 "--retry", json.dumps(asdict(self._policy)),
                 *(["--verbose"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []),
                 pass_fds=(theirs.fileno(),),
@@ -226,7 +230,8 @@ class EventsWorker:
 # --- the worker process ------------------------------------------------------------------
 
 
-async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
+async def _serve(fd: int, database: str, policy: RetryPolicy,
+                 node_id: str = DEFAULT_NODE) -> None:
     engine = make_engine(database)
     sessions = session_factory(engine)
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
@@ -237,8 +242,8 @@ async def _serve(fd: int, database: str, policy: RetryPolicy) -> None:
         sender.enqueue(events, deliveries)
         writer.write(_frame(events))
 
-    recorder = Recorder(sessions, subscriptions, events_written)
-    sender = Sender(sessions, subscriptions, recorder.write, policy)
+    recorder = Recorder(sessions, subscriptions, events_written, node_id)
+    sender = Sender(sessions, subscriptions, recorder.write, policy, node_id=node_id)
     await sender.start()  # first what a crash or a stop left in the outbox
     recorder.start()
     settle_after_startup()
@@ -288,12 +293,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--retry", default="{}", help="RetryPolicy fields, as JSON")
+    parser.add_argument("--node-id", default=DEFAULT_NODE)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the server decides when this stops
     configure_logging(args.verbose)
-    asyncio.run(_serve(args.fd, args.database, RetryPolicy(**json.loads(args.retry))))
+    asyncio.run(_serve(args.fd, args.database, RetryPolicy(**json.loads(args.retry)),
+                       args.node_id))
 
 
 if __name__ == "__main__":
