@@ -25,8 +25,9 @@ def backend() -> str:
 
 
 @contextmanager
-def fresh_database(folder: Path) -> Iterator[str]:
-    if backend() != "postgresql":
+def fresh_database(folder: Path, kind: str | None = None) -> Iterator[str]:
+    """``kind`` "postgresql" or "sqlite"; by default what HOOKSWITCH_TEST_DB says."""
+    if (kind or backend()) != "postgresql":
         yield f"sqlite+aiosqlite:///{folder / 'hookswitch.db'}"
         return
     name = f"hs_test_{uuid.uuid4().hex[:12]}"

@@ -14,10 +14,10 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -39,10 +39,12 @@ from hookswitch.calls.listing import CallListing
 from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
+from hookswitch.cluster.membership import NodeInfo
+from hookswitch.cluster.node import ClusterNode, RedisUnavailable
 from hookswitch.config import Provisioning, ServerSection, parse_hostport
 from hookswitch.directory.provisioning import apply_provisioning, load_directory
 from hookswitch.directory.tokens import live_tokens
-from hookswitch.events.outbox import Subscriptions
+from hookswitch.events.outbox import OutboxEvent, Subscriptions
 from hookswitch.events.provisioning import apply_webhooks
 from hookswitch.events.recorder import BindingChange, Recorder
 from hookswitch.events.sender import RetryPolicy
@@ -56,7 +58,7 @@ from hookswitch.sip.thread import SipThread
 from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.dialogs import take_orphaned_dialogs
 from hookswitch.store.history import ended_legs
-from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock
+from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock, one_at_a_time
 from hookswitch.store.queries import stored_leg
 from hookswitch.store.registrations import load_bindings
 from hookswitch.store.writes import Writer
@@ -118,6 +120,7 @@ def build(
     new_leg_id: Callable[[], LegId] = new_leg_id,
     new_call_id: Callable[[], CallId] = new_call_id,
     clock: Callable[[], int] = now_us,
+    shared_namespace: str = "",
 ) -> Core:
     """Pure wiring: the switch, the call-control service and the HTTP app, around what the
     caller gives (the SIP side's registrations and commands, the one writer; or fakes)."""
@@ -144,13 +147,13 @@ def build(
             call_control=call_control,
             call_listing=CallListing(switch, partial(ended_legs, sessions)),
             rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
-                                     settings.rate_limit_storage),
+                                     settings.rate_limit_storage, shared_namespace),
             idempotency=IdempotencyStore(sessions, writer),
             health=health,
             broadcaster=broadcaster,
             integrations=Integrations(sessions, writer, settings),
             writer=writer,
-            login_throttle=LoginThrottle(settings.rate_limit_storage),
+            login_throttle=LoginThrottle(settings.rate_limit_storage, shared_namespace),
             session_ttl=timedelta(seconds=settings.session_ttl),
             metrics=lambda: metrics.exposition(worker_metrics()),
             devices=devices,
@@ -168,6 +171,8 @@ class Server:
         self.ready = False
         self._stopping = False
         self.location = Location()
+        self.cluster: ClusterNode | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         http_socket = bind_http(self.options.http)
@@ -183,7 +188,19 @@ class Server:
                 await lock.acquire()
             except DatabaseInUse as exc:
                 raise StartupRefused(str(exc)) from None
+            settings = self.provisioning.server
+            if settings.clustered:
+                self.cluster = ClusterNode(
+                    settings.redis, self.options.database,
+                    NodeInfo(settings.node_id, self.options.http, self.options.sip),
+                    on_dead=self.take_over, on_binding=self.on_remote_binding,
+                    on_events=self.on_remote_events, on_gap=self.on_bus_gap)
+                try:
+                    await self.cluster.connect()
+                except RedisUnavailable as exc:
+                    raise StartupRefused(str(exc)) from None
             recovered = await self._prepare_database(engine)
+            self.engine = engine
             await self._serve(engine, gateway, recovered, http_socket)
         finally:
             http_socket.close()
@@ -222,11 +239,13 @@ class Server:
     async def _prepare_database(self, engine: AsyncEngine) -> _Recovered:
         """Migrations, provisioning, and what a crash left: open legs end ``failed``, and
         the dialogs of answered calls are handed over to be ended with BYE."""
-        await migrate(engine)
         sessions = session_factory(engine)
         settings = self.provisioning.server
-        async with sessions.begin() as session:
-            await apply_file(session, self.provisioning)
+        # The nodes of a cluster start together: one migrates and provisions at a time.
+        async with one_at_a_time(engine, "prepare"):
+            await migrate(engine)
+            async with sessions.begin() as session:
+                await apply_file(session, self.provisioning)
         async with sessions() as session:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
@@ -260,18 +279,24 @@ class Server:
             self.options.database,
             RetryPolicy(settings.webhook_retry_first_interval,
                         settings.webhook_retry_max_interval, settings.webhook_give_up_after),
-            lambda events: self.broadcaster.publish(events),
+            self.on_events,
             node_id=self.options.node_id,
         )
+        if self.cluster is not None and settings.rate_limit_storage == "memory://":
+            # One budget per user across the nodes: a client cannot double it by switching.
+            settings = settings.model_copy(update={"rate_limit_storage": settings.redis})
         core = build(settings, recovered.directory, sessions,
                      has_devices=gateway.has_devices, carry_out=self.carry_out,
                      devices=self.location.devices, writer=self.events,
                      health=partial(self.health, gateway),
                      registered_devices=self.location.device_count,
-                     worker_metrics=lambda: self.events.metrics_text)
+                     worker_metrics=lambda: self.events.metrics_text,
+                     shared_namespace=self.cluster.prefix if self.cluster else "")
         self.switch, self.call_control, self.broadcaster = (
             core.switch, core.call_control, core.broadcaster)
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
+        if self.cluster is not None:
+            await self.cluster.start()
         settle_after_startup()
         gateway.open(recovered.directory, recovered.orphaned_dialogs)
         http = _HttpServer(
@@ -299,6 +324,8 @@ class Server:
             # loop before stop() returned, so they have run (FIFO) when this await resumes.
             await loop.run_in_executor(None, gateway.stop)
             await self.events.stop()  # writes every record; undelivered events stay queued
+            if self.cluster is not None:
+                await self.cluster.stop()  # after its calls ended: nothing to take over
             log.info("server.stopped")
 
     def health(self, gateway: SipGateway) -> HealthStatus:
@@ -343,6 +370,47 @@ class Server:
 
     def on_binding(self, user_id: str, binding: Binding | None, contact: str | None) -> None:
         self.events.put(BindingChange(user_id, binding, contact))
+        if self.cluster is not None:
+            self.cluster.binding_changed(user_id, binding, contact)
+
+    def on_events(self, events: list[OutboxEvent]) -> None:
+        """Call events the worker committed: to this node's live streams, and in a cluster
+        to the other nodes' (a user's stream may be open on any node)."""
+        self.broadcaster.publish(events)
+        if self.cluster is not None:
+            self.cluster.events_committed([asdict(event) for event in events
+                                           if event.kind == "call"])
+
+    # --- what crosses from the other nodes (each runs on the loop) -------------------------
+
+    def on_remote_binding(self, user_id: UserId, binding: Binding | None,
+                          contact: str | None) -> None:
+        """A phone registered (or left) through another node: this node rings it too."""
+        if binding is not None:
+            self.location.put(binding)
+        else:
+            self.location.remove(user_id, contact)
+
+    def on_remote_events(self, events: list[dict[str, Any]]) -> None:
+        self.broadcaster.publish([OutboxEvent(**fields) for fields in events])
+
+    def on_bus_gap(self) -> None:
+        """Back on the bus after Redis was away: what was missed is in the database."""
+        self.broadcaster.end_all()
+        task = asyncio.get_running_loop().create_task(self._reload_bindings())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_bindings(self) -> None:
+        async with session_factory(self.engine)() as session:
+            bindings = await load_bindings(session)
+        for binding in bindings:
+            self.location.put(binding)
+
+    async def take_over(self, node_id: str) -> bool:
+        """A dead node's calls and deliveries (issue 14): not yet."""
+        log.warning("cluster.take_over_not_done", node=node_id)
+        return False
 
     def on_dialogs(self, record: DialogRecord) -> None:
         self.events.put(record)

@@ -64,16 +64,27 @@ RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before ret
                                       "schema": {"type": "integer", "minimum": 1}}}
 
 
+def _storage(uri: str) -> Any:
+    """The asyncio flavour of a ``limits`` storage ("async+memory://", "async+redis://");
+    Redis through redis-py, the client the cluster uses already (not coredis)."""
+    options = {"implementation": "redispy"} if uri.startswith(("redis", "rediss")) else {}
+    return storage_from_string(f"async+{uri}", **options)
+
+
 class RateLimiter:
-    def __init__(self, per_second: int, burst: int, storage_uri: str = "memory://") -> None:
+    def __init__(self, per_second: int, burst: int, storage_uri: str = "memory://",
+                 namespace: str = "") -> None:
+        """``namespace`` keeps apart clusters that share one Redis (their users may have
+        the same ids: the same provisioning file)."""
+        self._namespace = namespace
         window = max(1, math.ceil(burst / per_second))
         self.item = RateLimitItemPerSecond(burst, window)
         # "async+memory://" / "async+redis://": the asyncio flavours of limits storages.
-        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+        self._limiter = MovingWindowRateLimiter(_storage(storage_uri))
 
     async def hit(self, key: str) -> Verdict:
-        allowed = await self._limiter.hit(self.item, SCOPE, key)
-        stats = await self._limiter.get_window_stats(self.item, SCOPE, key)
+        allowed = await self._limiter.hit(self.item, SCOPE, self._namespace, key)
+        stats = await self._limiter.get_window_stats(self.item, SCOPE, self._namespace, key)
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, self.item.amount, stats.remaining, reset_after)
 
@@ -86,16 +97,18 @@ class LoginThrottle:
 
     ITEM = RateLimitItemPerMinute(5, 10)
 
-    def __init__(self, storage_uri: str = "memory://") -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+    def __init__(self, storage_uri: str = "memory://", namespace: str = "") -> None:
+        self._namespace = namespace
+        self._limiter = MovingWindowRateLimiter(_storage(storage_uri))
 
     async def wait_seconds(self, login: str, source: str) -> int:
         """0 if a try is allowed, else how long until it is."""
-        key = (login.strip().lower()[:100], source)
+        key = (self._namespace, login.strip().lower()[:100], source)
         if await self._limiter.test(self.ITEM, "portal-login", *key):
             return 0
         stats = await self._limiter.get_window_stats(self.ITEM, "portal-login", *key)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def failed(self, login: str, source: str) -> None:
-        await self._limiter.hit(self.ITEM, "portal-login", login.strip().lower()[:100], source)
+        await self._limiter.hit(self.ITEM, "portal-login", self._namespace,
+                                login.strip().lower()[:100], source)

@@ -103,6 +103,13 @@ class Broadcaster:
                     # Last-Event-ID and loses nothing.
                     listener.end()
 
+    def end_all(self) -> None:
+        """End every open stream now; each client resumes with ``Last-Event-ID`` (this
+        node missed notices from the others, and the outbox has what they were)."""
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.end()
+
     def close_all(self) -> None:
         """The server is stopping: end every stream now, and open no new one."""
         self._closed = True

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -43,6 +44,24 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url.removeprefix("sqlite+aiosqlite:///")
     return None if path in ("", ":memory:") else Path(path)
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+    """A section that one process at a time runs on a PostgreSQL database (the nodes of a
+    cluster migrating together); nothing on SQLite, which has one server."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = advisory_key(f"section:{name}")
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        await connection.commit()
+        try:
+            yield
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            await connection.commit()
 
 
 class DatabaseLock:
