@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ QUEUE_LIMIT = 1000  # a client that reads nothing is cut off rather than grow me
 TOKEN_CHECK_EVERY = 2.0  # seconds between looks for revoked or expired tokens
 DEFAULT_MAX_PER_USER = 10
 REPLAY_PAGE = 500
+SENT_REMEMBERED = REPLAY_PAGE  # a live event can repeat only the last replayed page
 FROM_THE_START = "0"  # Last-Event-ID that replays the user's whole stream
 
 TokensAlive = Callable[[set[str]], Awaitable[set[str]]]
@@ -160,13 +162,20 @@ class Broadcaster:
                 del self._listeners[listener.user_id]
 
     async def stream(self, listener: Listener, after: int | None) -> AsyncIterator[str]:
-        """SSE text: replay what follows ``after`` from the outbox, then live events."""
-        sent = after or 0
+        """SSE text: replay what follows ``after`` from the outbox, then live events.
+
+        A live event is sent unless this stream sent it already (an event committed while
+        the replay read its last page comes both ways). Not "unless its id is lower than
+        the last one sent": in a cluster, two nodes commit a user's events concurrently,
+        and a lower id can be committed, and published, after a higher one."""
+        position = after or 0
+        sent: deque[int] = deque(maxlen=SENT_REMEMBERED)
         yield "retry: 2000\n\n"
         if after is not None:
-            while rows := await self._replay_page(listener.user_id, sent):
+            while rows := await self._replay_page(listener.user_id, position):
                 for row_id, uid, payload in rows:
-                    sent = row_id
+                    position = row_id
+                    sent.append(row_id)
                     yield _frame(uid, payload)
         while True:
             try:
@@ -176,8 +185,8 @@ class Broadcaster:
                 continue
             if item is None:
                 return  # ended (revoked token, slow reader, shutdown): it may resume
-            if item.id > sent:
-                sent = item.id
+            if item.id not in sent:
+                sent.append(item.id)
                 yield _frame(item.uid, item.payload)
 
     async def _replay_page(self, user_id: str, after: int) -> Sequence[tuple[int, str, str]]:
