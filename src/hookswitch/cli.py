@@ -118,7 +118,8 @@ def serve(
         node_id=section.node_id,
     )
     if demo:
-        _print_demo(provisioning, options.sip, options.http)
+        # A node's phones use the edge, never the node's own SIP address.
+        _print_demo(provisioning, section.edge or options.sip, options.http)
     try:
         run_server(provisioning, options)
     except StartupRefused as exc:
