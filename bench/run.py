@@ -5,13 +5,19 @@
 1. hookswitch (SQLite, leg state, a webhook to the bench receiver) and one sipp phone
    registered as 200. Call-rate search: a sipp caller on the trunk address calls 200's
    number; answered, held briefly, BYE. Then the same search for 210 → 200 with digest
-   auth. Click-to-dial at a steady 20 requests/s runs first, on the fresh server.
+   auth. Click-to-dial at a steady 20 requests/s runs first, on the fresh server; then
+   one step at each fixed rate of ``Plan.cpu_rates`` (CPU per call), and steps at 100
+   calls/s without and with ``GET /metrics`` scraped once a second (bench/cpucost.py).
 2. Call control on another fresh hookswitch (bench/reinvite.py): calls one after the other,
    each held, resumed and blind-transferred by the API, timed to the (re-)INVITEs.
 3. bare sippy's b2bua_simple between the same sipp caller and phone ports: the same
-   search. Every step of every search starts a new phone process on that port, so that
-   the calls an overloaded step left behind do not load the next step.
+   fixed-rate steps, then the same search. Every step starts a new phone process on
+   that port, so that the calls an overloaded step left behind do not load the next one.
 4. A fresh hookswitch holding thousands of established calls: RSS growth per call.
+
+A step is clean with no failed call, setup p99 ≤ 200 ms and (hookswitch) every event
+delivered with p99 ≤ 1 s, for every system; a search grows the rate until a step is not
+clean, within safety bounds that make its rate a lower bound when reached first.
 
 Everything runs on 127.0.0.1 and every process started is stopped on the way out.
 """
@@ -382,7 +388,7 @@ class Run:
     def sippy(self) -> None:
         if self.phone is None or self.phone.poll() is not None:
             raise RuntimeError("no sipp phone (the hookswitch phase did not start it)")
-        say("== bare sippy b2bua_simple: call-rate search, same sipp caller and phone ports")
+        say("== bare sippy b2bua_simple, between the same sipp caller and phone ports")
         bare = BareSippy(self.work / "sippy", ("127.0.0.1", self.phone_port))
         bare.start()
         try:
