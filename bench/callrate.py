@@ -1,11 +1,18 @@
 """Call-rate search: offer calls at a fixed rate for a few seconds, count failures, step the
 rate up until a step fails, then bisect between the last clean and the first failed rate.
 
-A step is clean when sipp saw every call answered and ended with no failure (timeouts
-included) and, for hookswitch, the event pipeline kept up: every call event of those calls
-reached the webhook receiver (within the drain window after the last BYE) and their p99
-latency stayed under ``EVENT_P99_LIMIT_MS``. Without that second condition a short step
-"passes" at rates where the outbox only grows, which no server sustains.
+A step is clean (the same rule for every system) when sipp saw every call answered and
+ended with no failure (timeouts included), the call setup p99 (INVITE → 200) stayed within
+``SETUP_P99_LIMIT_MS`` and, for hookswitch, the event pipeline kept up: every call event of
+those calls reached the webhook receiver (within the drain window after the last BYE) and
+their p99 latency stayed under ``EVENT_P99_LIMIT_MS``. Without the latency bounds a short
+step "passes" at rates where calls take seconds to set up (retransmitted INVITEs) or the
+outbox only grows, which no server sustains.
+
+The search grows the rate until a step fails, however many steps that takes, within a
+safety bound (``StepSettings.max_steps``, ``max_search_s``, ``max_rate``); only then does it
+bisect, for at most ``bisect_steps`` steps. A search that hit its bound before any step
+failed gives a lower bound, not a sustained rate (``lower_bound``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from . import procs
 from .stats import percentile
 
 EVENT_P99_LIMIT_MS = 1000.0
+SETUP_P99_LIMIT_MS = 200.0
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,12 @@ class StepSettings:
     hold_ms: int = 200  # a short call: answered, held this long, BYE
     drain_s: float = 10.0  # how long events may trail the last call of a step
     idle_timeout_s: float = 30.0  # how long to wait for the server to go idle before a step
-    max_steps: int = 12
+    max_steps: int = 16  # safety bound on the steps of one search
     resolution: float = 5.0  # stop bisecting when the bracket is this narrow (cps)
     growth: float = 1.5  # rate factor between steps until the first failure
+    bisect_steps: int = 6  # steps after the first failure (bisection)
+    max_search_s: float = 900.0  # safety bound on one search's wall time
+    max_rate: float = 2000.0  # safety bound on the offered rate
 
 
 @dataclass(frozen=True)
@@ -111,13 +122,20 @@ class Step:
         return self.events_missing == 0 and p99 is not None and p99 <= EVENT_P99_LIMIT_MS
 
     @property
+    def setup_kept_up(self) -> bool:
+        p99 = self.setup_ms(99)
+        return p99 is not None and p99 <= SETUP_P99_LIMIT_MS
+
+    @property
     def passed(self) -> bool:
-        return self.load.clean and self.events_kept_up
+        return self.load.clean and self.setup_kept_up and self.events_kept_up
 
     @property
     def verdict(self) -> str:
         if not self.load.clean:
             return f"{self.load.failed} failed calls" if self.load.failed else "sipp error"
+        if not self.setup_kept_up:
+            return f"setup p99 > {SETUP_P99_LIMIT_MS:.0f} ms"
         if self.events_missing:
             return f"{self.events_missing} events missing"
         if not self.events_kept_up:
@@ -190,31 +208,37 @@ def run_step(workdir: Path, target: Target, caller: Caller, rate: float,
 
 def search(step: Callable[[float], Step], start: float, settings: StepSettings,
            report: Callable[[Step], None], min_rate: float = 1.0,
-           max_rate: float = 2000.0) -> list[Step]:
-    """Step the rate up by ``growth`` until a step fails, then bisect; at most
-    ``max_steps`` steps."""
+           clock: Callable[[], float] = time.monotonic) -> list[Step]:
+    """Step the rate up by ``growth`` until a step fails, then bisect for at most
+    ``bisect_steps`` steps. Safety bounds: ``max_steps`` steps, ``max_search_s`` seconds,
+    ``max_rate``; when one of them ends the search before any step failed, the best rate is
+    only a lower bound (``lower_bound``)."""
     steps: list[Step] = []
     good: float | None = None
     bad: float | None = None
     rate = start
-    while len(steps) < settings.max_steps:
+    began = clock()
+    bisected = 0
+    while len(steps) < settings.max_steps and clock() - began < settings.max_search_s:
         result = step(rate)
         report(result)
         steps.append(result)
+        if bad is not None:
+            bisected += 1
         if result.passed:
             good = rate
         else:
             bad = rate
         if bad is None:
-            if rate >= max_rate:
+            if rate >= settings.max_rate:
                 break
-            rate = min(max_rate, _round(rate * settings.growth, settings.resolution))
+            rate = min(settings.max_rate, _round(rate * settings.growth, settings.resolution))
         elif good is None:
             rate = _round(rate / 2, 1.0)
             if rate < min_rate:
                 break
         else:
-            if bad - good <= settings.resolution:
+            if bad - good <= settings.resolution or bisected >= settings.bisect_steps:
                 break
             rate = _round((good + bad) / 2, settings.resolution)
             if rate <= good or rate >= bad:
@@ -234,6 +258,18 @@ def best(steps: list[Step]) -> Step | None:
 def unbounded(steps: list[Step]) -> bool:
     """True when no step failed: the best rate is then only a lower bound."""
     return bool(steps) and all(s.passed for s in steps)
+
+
+def lower_bound(steps: list[Step]) -> bool:
+    """True when the search's best rate is only a lower bound: no step above it failed
+    (the search hit a safety bound first)."""
+    return unbounded(steps)
+
+
+def at_rate(steps: list[Step], rate: float) -> Step | None:
+    """The step offered at ``rate`` (the last one, if several)."""
+    found = [s for s in steps if abs(s.rate - rate) < 1e-9]
+    return found[-1] if found else None
 
 
 def _round(value: float, resolution: float) -> float:

@@ -5,13 +5,19 @@
 1. hookswitch (SQLite, leg state, a webhook to the bench receiver) and one sipp phone
    registered as 200. Call-rate search: a sipp caller on the trunk address calls 200's
    number; answered, held briefly, BYE. Then the same search for 210 → 200 with digest
-   auth. Click-to-dial at a steady 20 requests/s runs first, on the fresh server.
+   auth. Click-to-dial at a steady 20 requests/s runs first, on the fresh server; then
+   one step at each fixed rate of ``Plan.cpu_rates`` (CPU per call), and steps at 100
+   calls/s without and with ``GET /metrics`` scraped once a second (bench/cpucost.py).
 2. Call control on another fresh hookswitch (bench/reinvite.py): calls one after the other,
    each held, resumed and blind-transferred by the API, timed to the (re-)INVITEs.
 3. bare sippy's b2bua_simple between the same sipp caller and phone ports: the same
-   search. Every step of every search starts a new phone process on that port, so that
-   the calls an overloaded step left behind do not load the next step.
+   fixed-rate steps, then the same search. Every step starts a new phone process on
+   that port, so that the calls an overloaded step left behind do not load the next one.
 4. A fresh hookswitch holding thousands of established calls: RSS growth per call.
+
+A step is clean with no failed call, setup p99 ≤ 200 ms and (hookswitch) every event
+delivered with p99 ≤ 1 s, for every system; a search grows the rate until a step is not
+clean, within safety bounds that make its rate a lower bound when reached first.
 
 Everything runs on 127.0.0.1 and every process started is stopped on the way out.
 """
@@ -37,16 +43,16 @@ from types import FrameType
 from harness import processes, sipp
 from harness.ports import free_udp_port
 
-from . import c2d, memory, procs, profile, reinvite, report
+from . import c2d, cpucost, memory, procs, profile, reinvite, report
 from .callrate import (
     Caller,
     Step,
     StepSettings,
     Target,
     best,
+    lower_bound,
     run_step,
     search,
-    unbounded,
     wait_idle,
 )
 from .stats import fmt
@@ -80,28 +86,43 @@ class Plan:
     memory_fill: float  # rate those calls are set up at (cps; no webhook, so no outbox lag)
     stop_grace_s: float  # SIGTERM → SIGKILL for the memory server (2,000+ calls up)
     budget_s: float  # upper bound of the whole run (lifetime of the sipp phone)
+    cpu: StepSettings  # the fixed-rate steps that measure CPU per call (both systems)
+    cpu_rates: tuple[float, ...] = (50.0, 100.0, 150.0)
+    metrics_rate: float = 100.0  # hookswitch with and without GET /metrics scraped
+    metrics_pairs: int = 1  # (not scraped, scraped) step pairs at metrics_rate
 
 
 C2D_RATE = 20.0
+# Every search grows the rate until a step fails (then bisects for bisect_steps steps);
+# max_steps, max_search_s and max_rate are safety bounds only: a search stopped by one of
+# them before any step failed reports its rate as a lower bound.
 FULL = Plan(
     "full",
-    trunk=StepSettings(seconds=10, drain_s=10, max_steps=10, resolution=2),
-    auth=StepSettings(seconds=10, drain_s=10, max_steps=9, resolution=2),
-    sippy=StepSettings(seconds=10, drain_s=0, max_steps=10, resolution=10, growth=2.0),
+    trunk=StepSettings(seconds=10, drain_s=10, max_steps=16, resolution=2, bisect_steps=6,
+                       max_search_s=600),
+    auth=StepSettings(seconds=10, drain_s=10, max_steps=16, resolution=2, bisect_steps=5,
+                      max_search_s=600),
+    sippy=StepSettings(seconds=10, drain_s=0, max_steps=16, resolution=10, growth=2.0,
+                       bisect_steps=5, max_search_s=600),
     trunk_start=40, auth_start=30, sippy_start=50,
     c2d_requests=600, reinvite_calls=200, reinvite_limit_s=240,
     memory_calls=3000, memory_fill=50, stop_grace_s=30,
-    budget_s=1800,
+    budget_s=2400,
+    cpu=StepSettings(seconds=10, drain_s=10), metrics_pairs=2,
 )
 QUICK = Plan(
     "quick",
-    trunk=StepSettings(seconds=3, drain_s=5, max_steps=4, resolution=5, idle_timeout_s=6),
-    auth=StepSettings(seconds=3, drain_s=5, max_steps=3, resolution=5, idle_timeout_s=6),
-    sippy=StepSettings(seconds=3, drain_s=0, max_steps=4, resolution=20, idle_timeout_s=6),
-    trunk_start=60, auth_start=40, sippy_start=150,
+    trunk=StepSettings(seconds=3, drain_s=5, max_steps=8, resolution=5, idle_timeout_s=6,
+                       bisect_steps=1, max_search_s=120),
+    auth=StepSettings(seconds=3, drain_s=5, max_steps=8, resolution=5, idle_timeout_s=6,
+                      bisect_steps=1, max_search_s=120),
+    sippy=StepSettings(seconds=3, drain_s=0, max_steps=8, resolution=20, idle_timeout_s=6,
+                       growth=2.0, bisect_steps=1, max_search_s=120),
+    trunk_start=60, auth_start=40, sippy_start=100,
     c2d_requests=100, reinvite_calls=30, reinvite_limit_s=60,
     memory_calls=2000, memory_fill=60, stop_grace_s=15,
-    budget_s=600,
+    budget_s=900,
+    cpu=StepSettings(seconds=3, drain_s=5, idle_timeout_s=6), metrics_pairs=1,
 )
 
 
@@ -134,8 +155,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSettings,
-               start: float, label: str, fresh_phone: Callable[[], None]) -> list[Step]:
+def stepper(workdir: Path, target: Target, caller: Caller, settings: StepSettings,
+            label: str, fresh_phone: Callable[[], None]) -> Callable[[float], Step]:
+    """One step at a given rate, on a new phone and an idle server, shown as it ends."""
     counter = iter(range(1, 1000))
 
     def step(rate: float) -> Step:
@@ -146,9 +168,28 @@ def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSett
         wait_idle(target.pid, settings.idle_timeout_s)
         return run_step(workdir, target, caller, rate, settings, f"{label}-{next(counter)}")
 
+    return step
+
+
+def run_search(workdir: Path, target: Target, caller: Caller, settings: StepSettings,
+               start: float, label: str, fresh_phone: Callable[[], None]) -> list[Step]:
+    step = stepper(workdir, target, caller, settings, label, fresh_phone)
     steps = search(step, start, settings, show)
-    if unbounded(steps):
-        say(f"  (no {label} step failed: its rate is a lower bound)")
+    if lower_bound(steps):
+        say(f"  (no {label} step failed before the search's safety bound: its rate is a "
+            "lower bound)")
+    return steps
+
+
+def run_fixed(workdir: Path, target: Target, caller: Caller, settings: StepSettings,
+              rates: tuple[float, ...], label: str,
+              fresh_phone: Callable[[], None]) -> list[Step]:
+    """One step at each of ``rates``: CPU per call at the same offered rates for both."""
+    step = stepper(workdir, target, caller, settings, label, fresh_phone)
+    steps = []
+    for rate in rates:
+        steps.append(step(rate))
+        show(steps[-1])
     return steps
 
 
@@ -279,8 +320,33 @@ class Run:
         say(f"  request → INVITE p50 {fmt(done.pct(50))} ms  p99 {fmt(done.pct(99))} ms  "
             f"accepted {done.accepted}/{done.requests}  INVITEs seen {len(done.latencies_ms)}")
 
-        say("== hookswitch: call-rate search, trunk → registered sipp phone")
         hs = Target("hookswitch", server.pid, server.sip, 3, self.receiver.events)
+        # CPU per call at fixed rates before the searches, whose overloaded steps leave
+        # dead transactions behind (bare sippy's are measured on a fresh process too).
+        say(f"== hookswitch: CPU per call at {', '.join(f'{r:.0f}' for r in plan.cpu_rates)}"
+            " calls/s, trunk → phone")
+        results.cpu_hookswitch = run_fixed(work, hs, self.trunk, plan.cpu, plan.cpu_rates,
+                                           "hookswitch-cpu", self.fresh_phone)
+        say(f"== hookswitch: CPU per call at {plan.metrics_rate:.0f} calls/s without and "
+            "with GET /metrics scraped once a second")
+        metered = stepper(work, hs, self.trunk, plan.cpu, "hookswitch-metrics",
+                          self.fresh_phone)
+
+        def metered_step(rate: float) -> Step:
+            done = metered(rate)
+            show(done)
+            return done
+
+        cost = cpucost.measure_metrics(metered_step, server.pid, f"{server.http}/metrics",
+                                       plan.metrics_rate, plan.metrics_pairs,
+                                       limit_s=plan.cpu.seconds * 4 + 60)
+        results.metrics = cost
+        say(f"  {fmt(cost.scrape_cpu_ms, 2)} ms CPU per scrape ({cost.scrape_bytes} bytes); "
+            f"CPU/call scraped - not scraped {fmt(cost.ms_per_call, 3)} ms "
+            f"({cost.scrapes} scrapes); per scrape / calls per second "
+            f"{fmt(cost.derived_ms_per_call, 3)} ms")
+
+        say("== hookswitch: call-rate search, trunk → registered sipp phone")
         results.trunk = run_search(work, hs, self.trunk, plan.trunk, plan.trunk_start,
                                    "hookswitch", self.fresh_phone)
 
@@ -322,11 +388,17 @@ class Run:
     def sippy(self) -> None:
         if self.phone is None or self.phone.poll() is not None:
             raise RuntimeError("no sipp phone (the hookswitch phase did not start it)")
-        say("== bare sippy b2bua_simple: call-rate search, same sipp caller and phone ports")
+        say("== bare sippy b2bua_simple, between the same sipp caller and phone ports")
         bare = BareSippy(self.work / "sippy", ("127.0.0.1", self.phone_port))
         bare.start()
         try:
             sp = Target("sippy", bare.pid, bare.sip)
+            rates = ", ".join(f"{r:.0f}" for r in self.plan.cpu_rates)
+            say(f"== bare sippy: CPU per call at {rates} calls/s")
+            self.results.cpu_sippy = run_fixed(self.work, sp, self.trunk, self.plan.cpu,
+                                               self.plan.cpu_rates, "sippy-cpu",
+                                               self.fresh_phone)
+            say("== bare sippy: call-rate search")
             self.results.sippy = run_search(self.work, sp, self.trunk, self.plan.sippy,
                                             self.plan.sippy_start, "sippy", self.fresh_phone)
         finally:
