@@ -1,0 +1,225 @@
+"""One hookswitch node behind Kamailio as the SIP edge (deploy/kamailio/kamailio.cfg):
+phones use only the edge's address; the node registers them with the edge's Path, rings
+them through it, and keeps it in every dialog's route set (Record-Route)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness import free_udp_port, sdp_direction
+from harness.edge import Edge
+from harness.fixtures import MakeBaresip, MakeSipp
+from harness.server import PASSWORDS, TENANT, RunningServer, new_server
+from harness.sipp import SippProcess
+from harness.wait import wait_until
+
+URL = "/v3/call_control/"
+TOKENS = {"210": "tok-jane", "200": "tok-john"}
+ANSWERED = ["RINGING", "ACTIVE", "HANGUP(completed)"]
+# Another loopback address: a second machine, as far as the node's tarpit can tell.
+GUESSER_HOST = "127.0.0.2"
+
+
+@dataclass
+class Cluster:
+    node: RunningServer
+    edge: Edge
+
+    def dial_uri(self, target: str) -> str:
+        return f"sip:{target}@{self.edge.hostport}"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, database: str) -> Iterator[Cluster]:
+    """One node (its own SQLite database) behind its own Kamailio, on ports of its own."""
+    edge_port = free_udp_port()
+    workdir = tmp_path / "node1"
+    workdir.mkdir()
+    node = new_server(workdir, database, server_extra=(
+        f'node_id = "node1"\nedge = "127.0.0.1:{edge_port}"'))
+    node.start()
+    try:
+        with Edge(tmp_path / "edge", [node.sip], port=edge_port) as edge:
+            yield Cluster(node, edge)
+    finally:
+        node.stop()
+
+
+def register(cluster: Cluster, make_sipp: MakeSipp, extension: str, port: int,
+             password: str | None = None, host: str | None = None) -> SippProcess:
+    """REGISTER ``extension`` through the edge from ``host``:``port``; the finished run."""
+    extra = ["-i", host, "-mi", host] if host is not None else []
+    sipp = make_sipp("register.xml", local_port=port, remote=cluster.edge.address,
+                     service=extension, auth=(extension, password or PASSWORDS[extension]),
+                     extra_args=extra, timeout=20)
+    sipp.wait(30)
+    return sipp
+
+
+def phone(cluster: Cluster, make_sipp: MakeSipp, extension: str,
+          scenario: str) -> SippProcess:
+    """A sipp UAS registered as ``extension`` through the edge."""
+    port = free_udp_port()
+    registered = register(cluster, make_sipp, extension, port)
+    assert registered.returncode == 0, registered.diagnostics() + cluster.edge.log[-3000:]
+    return make_sipp(scenario, local_port=port, remote=None)
+
+
+def command(cluster: Cluster, name: str, extension: str, **payload: str) -> httpx.Response:
+    body = {"command": name, "user": {"tenant_id": TENANT, "user_extension": extension},
+            "payload": payload}
+    return httpx.post(cluster.node.http + URL, json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {TOKENS[extension]}"})
+
+
+def edge_route(cluster: Cluster, message: str) -> bool:
+    """``message`` has a Route or Record-Route header naming the edge."""
+    return any(line.split(":", 1)[0].strip().lower() in ("route", "record-route")
+               and cluster.edge.hostport in line for line in message.splitlines())
+
+
+def from_edge(cluster: Cluster, request: str) -> bool:
+    """A request a phone received came through the edge: its top Via is the edge's (the
+    edge took its own Route off, RFC 3261 16.4)."""
+    vias = [line for line in request.splitlines() if line.lower().startswith(("via:", "v:"))]
+    return bool(vias) and f" {cluster.edge.hostport};" in vias[0]
+
+
+def test_register_through_the_edge_stores_its_path_and_the_phone_address(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    port = free_udp_port()
+    registered = register(cluster, make_sipp, "200", port)
+    assert registered.returncode == 0, registered.diagnostics()
+    # RFC 3327: the 200 returns the Path the registrar stored.
+    [ok] = [m.text for m in registered.sip_messages()
+            if m.direction == "received" and m.status == 200]
+    assert "Path:" in ok and cluster.edge.hostport in ok
+    rows = wait_until(lambda: cluster.node.query(
+        "SELECT source_host, source_port, path FROM bindings"), 10)
+    [row] = rows
+    path = row["path"] if isinstance(row["path"], list) else json.loads(row["path"])
+    [hop] = path
+    assert cluster.edge.hostport in hop and "lr" in hop and "received=" in hop
+    # The binding's source is the phone's own address, as the edge vouched for it.
+    assert (row["source_host"], row["source_port"]) == ("127.0.0.1", port)
+
+
+def test_a_call_through_the_edge_connects_and_the_caller_hangs_up(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    callee = phone(cluster, make_sipp, "200", "uas_answer.xml")
+    caller = make_sipp("uac_call.xml", local_port=free_udp_port(),
+                       remote=cluster.edge.address, service="200",
+                       auth=("210", PASSWORDS["210"]))
+    assert caller.wait(20) == 0, caller.diagnostics() + cluster.edge.log[-3000:]
+    assert callee.wait(20) == 0, callee.diagnostics()
+    # The node rang the phone through the edge (its Path, consumed there), and the edge
+    # record-routed both dialogs: the caller's BYE carried it as a Route.
+    [invite] = callee.received("INVITE")
+    assert invite.startswith("INVITE sip:200@127.0.0.1:") and edge_route(cluster, invite)
+    assert from_edge(cluster, invite) and "Route:" not in invite.replace("Record-Route:", "")
+    [bye] = [m.text for m in caller.sip_messages() if m.direction == "sent"
+             and m.method == "BYE"]
+    assert edge_route(cluster, bye)
+    assert from_edge(cluster, callee.received("BYE")[-1])
+    cluster.node.wait_states("210", ANSWERED)
+    cluster.node.wait_states("200", ANSWERED)
+
+
+def test_the_callee_hangs_up_through_the_edge(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    callee = phone(cluster, make_sipp, "200", "uas_answer_then_bye.xml")
+    caller = make_sipp("uac_call_remote_bye.xml", local_port=free_udp_port(),
+                       remote=cluster.edge.address, service="200",
+                       auth=("210", PASSWORDS["210"]))
+    assert callee.wait(20) == 0, callee.diagnostics() + cluster.edge.log[-3000:]
+    assert caller.wait(20) == 0, caller.diagnostics()
+    [bye] = [m.text for m in callee.sip_messages() if m.direction == "sent"
+             and m.method == "BYE"]
+    assert edge_route(cluster, bye)
+    [received] = caller.received("BYE")
+    assert from_edge(cluster, received)  # the node's BYE followed the caller's route set
+    cluster.node.wait_states("210", ANSWERED)
+    cluster.node.wait_states("200", ANSWERED)
+
+
+def test_hold_resume_and_hangup_by_api_go_through_the_edge(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    callee = phone(cluster, make_sipp, "200", "uas_hold_resume.xml")
+    caller = make_sipp("uac_call_remote_bye.xml", local_port=free_udp_port(),
+                       remote=cluster.edge.address, service="200",
+                       auth=("210", PASSWORDS["210"]))
+    jane_leg = cluster.node.wait_states("210", ["RINGING", "ACTIVE"])
+    john_leg = cluster.node.wait_states("200", ["RINGING", "ACTIVE"])
+    for name, extension, leg, count in (("hold", "210", jane_leg, 2),
+                                        ("resume", "210", jane_leg, 3),
+                                        ("hold", "200", john_leg, 4),
+                                        ("resume", "200", john_leg, 5)):
+        answer = command(cluster, name, extension, call_leg_id=leg)
+        assert answer.status_code == 200, answer.text
+        callee.wait_received("INVITE", count=count)
+    reinvites = caller.received("INVITE")
+    assert [sdp_direction(invite) for invite in reinvites] == [
+        "inactive", "sendrecv", "sendonly", "sendrecv"]
+    assert all(from_edge(cluster, invite) for invite in reinvites)
+    assert command(cluster, "hangup", "210", call_leg_id=jane_leg).status_code == 200
+    assert callee.wait(20) == 0, callee.diagnostics()  # each re-INVITE as expected, then BYE
+    assert caller.wait(20) == 0, caller.diagnostics()
+    assert from_edge(cluster, callee.received("BYE")[-1])
+    assert from_edge(cluster, caller.received("BYE")[-1])
+    events = ["RINGING", "ACTIVE", "HELD", "ACTIVE", "HELD", "ACTIVE", "HANGUP(api)"]
+    cluster.node.wait_states("210", events)
+    cluster.node.wait_states("200", events)
+
+
+def test_click_to_dial_rings_the_users_phone_through_the_edge(
+    cluster: Cluster, make_sipp: MakeSipp, make_baresip: MakeBaresip
+) -> None:
+    jane = make_baresip("210", PASSWORDS["210"], cluster.edge.address)
+    jane.wait_registered()
+    john = phone(cluster, make_sipp, "200", "uas_answer.xml")
+    started = command(cluster, "click-to-dial", "210", destination="200")
+    assert started.status_code == 202, started.text
+    jane.incoming_call()
+    [invite] = jane.received("INVITE")
+    # Loose routing: the Request-URI is Jane's Contact, and the edge record-routed it
+    # after taking its own Route (the Path) off.
+    assert invite.startswith("INVITE sip:210") and edge_route(cluster, invite)
+    jane.answer()
+    john.wait_received("ACK")
+    # The callee's SDP, in the dialog, through the edge.
+    assert from_edge(cluster, jane.wait_received("INVITE", count=2)[-1])
+    leg = cluster.node.wait_states("210", ["RINGING", "ACTIVE"])
+    cluster.node.wait_states("200", ["RINGING", "ACTIVE"])
+    assert command(cluster, "hangup", "210", call_leg_id=leg).status_code == 200
+    assert from_edge(cluster, jane.wait_received("BYE")[-1])
+    assert john.wait(20) == 0, john.diagnostics()
+    cluster.node.wait_states("210", ["RINGING", "ACTIVE", "HANGUP(api)"])
+
+
+def test_the_tarpit_slows_the_guessing_phone_not_another_phone_of_that_user(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    # 9 wrong passwords from one machine: its next challenge for 200 waits 2 s.
+    for _ in range(9):
+        guess = register(cluster, make_sipp, "200", free_udp_port(), "wrong-password",
+                         host=GUESSER_HOST)
+        assert guess.returncode == 1 and guess.final_code("REGISTER") == 403
+    started = time.monotonic()
+    registered = register(cluster, make_sipp, "200", free_udp_port())
+    assert registered.returncode == 0, registered.diagnostics()
+    # Through the edge every REGISTER arrives from the edge's address: keyed by that,
+    # this phone's challenge would have waited 2 s too.
+    assert time.monotonic() - started < 1.5
+    held = [line for line in cluster.node.log.splitlines() if "sip.tarpit" in line]
+    assert held and all(f"source={GUESSER_HOST} " in line for line in held)
