@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,3 +117,57 @@ def options_answered(address: tuple[str, int], timeout: float) -> bool:
         except (TimeoutError, ConnectionRefusedError):  # not listening yet
             return False
     return answer.startswith("SIP/2.0 200")
+
+
+class FailingNode:
+    """A node that is up for the edge's probes (OPTIONS: 200) and fails everything else
+    with ``status`` (503: overloaded), counting what it failed; a context manager running
+    one thread on a loopback UDP port. The edge must send those requests on to the next
+    node (failure_route in kamailio.cfg)."""
+
+    def __init__(self, status: int = 503, host: str = HOST) -> None:
+        self.address = (host, free_udp_port())
+        self.status = status
+        self.failed: list[str] = []  # the methods it answered ``status``
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(self.address)
+        self._socket.settimeout(0.1)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="failing-node", daemon=True)
+
+    def __enter__(self) -> FailingNode:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        self._socket.close()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                data, sender = self._socket.recvfrom(65535)
+            except TimeoutError:
+                continue
+            request = data.decode(errors="replace")
+            method = request.split(" ", 1)[0]
+            if method in ("ACK", "") or request.startswith("SIP/2.0"):
+                continue  # the ACK of our failure, or an answer: nothing to say
+            if method != "OPTIONS":
+                self.failed.append(method)
+            status = "200 OK" if method == "OPTIONS" else f"{self.status} Failing"
+            self._socket.sendto(_answer(request, status).encode(), sender)
+
+
+def _answer(request: str, status: str) -> str:
+    """A stateless answer to ``request``: its Vias, From, Call-ID and CSeq, To with a tag."""
+    head = request.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+    kept = []
+    for line in head:
+        name = line.split(":", 1)[0].strip().lower()
+        if name in ("via", "v", "from", "f", "call-id", "i", "cseq"):
+            kept.append(line)
+        elif name in ("to", "t"):
+            kept.append(line if ";tag=" in line else f"{line};tag=failing")
+    return "\r\n".join([f"SIP/2.0 {status}", *kept, "Content-Length: 0", "", ""])

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from harness import free_udp_port, sdp_direction
-from harness.edge import Edge
+from harness.edge import Edge, FailingNode
 from harness.fixtures import MakeBaresip, MakeSipp
 from harness.server import PASSWORDS, TENANT, RunningServer, new_server
 from harness.sipp import SippProcess
@@ -64,9 +64,9 @@ def register(cluster: Cluster, make_sipp: MakeSipp, extension: str, port: int,
 
 
 def phone(cluster: Cluster, make_sipp: MakeSipp, extension: str,
-          scenario: str) -> SippProcess:
-    """A sipp UAS registered as ``extension`` through the edge."""
-    port = free_udp_port()
+          scenario: str, port: int | None = None) -> SippProcess:
+    """A sipp UAS registered as ``extension`` through the edge (on ``port`` if given)."""
+    port = port if port is not None else free_udp_port()
     registered = register(cluster, make_sipp, extension, port)
     assert registered.returncode == 0, registered.diagnostics() + cluster.edge.log[-3000:]
     return make_sipp(scenario, local_port=port, remote=None)
@@ -223,3 +223,70 @@ def test_the_tarpit_slows_the_guessing_phone_not_another_phone_of_that_user(
     assert time.monotonic() - started < 1.5
     held = [line for line in cluster.node.log.splitlines() if "sip.tarpit" in line]
     assert held and all(f"source={GUESSER_HOST} " in line for line in held)
+
+
+def test_a_dead_node_is_marked_down_by_probing_and_skipped(
+    tmp_path: Path, database: str, make_sipp: MakeSipp
+) -> None:
+    """The edge's list names a node that never answers besides the live one: probing marks
+    it down within seconds, and from then on no request waits for it (Call-ID hashing
+    would send about half of them there)."""
+    edge_port = free_udp_port()
+    workdir = tmp_path / "node1"
+    workdir.mkdir()
+    node = new_server(workdir, database, server_extra=f'edge = "127.0.0.1:{edge_port}"')
+    node.start()
+    dead = ("127.0.0.1", free_udp_port())  # nothing listens there
+    try:
+        with Edge(tmp_path / "edge", [dead, node.sip], port=edge_port) as edge:
+            cluster = Cluster(node, edge)
+            wait_until(lambda: f"edge: node down: sip:{dead[0]}:{dead[1]}" in edge.log, 10,
+                       message=f"the dead node was not marked down:\n{edge.log[-3000:]}")
+            port = free_udp_port()
+            for _ in range(4):  # four Call-IDs for REGISTER, four for INVITE
+                callee = phone(cluster, make_sipp, "200", "uas_answer.xml", port)
+                caller = make_sipp("uac_call.xml", local_port=free_udp_port(),
+                                   remote=edge.address, service="200",
+                                   auth=("210", PASSWORDS["210"]), keys={"hold_ms": 100})
+                assert caller.wait(30) == 0, caller.diagnostics() + edge.log[-3000:]
+                assert callee.wait(10) == 0, callee.diagnostics()
+            assert "node failed" not in edge.log, edge.log[-3000:]
+            assert f"edge: node down: sip:{node.sip[0]}:{node.sip[1]}" not in edge.log
+    finally:
+        node.stop()
+
+
+def test_a_node_answering_503_is_failed_over_to_the_next(
+    tmp_path: Path, database: str, make_sipp: MakeSipp
+) -> None:
+    """A node up for the probes but failing requests 503: what Call-ID hashing sends there
+    the edge sends on to the next node, so every REGISTER and the call still succeed."""
+    edge_port = free_udp_port()
+    workdir = tmp_path / "node1"
+    workdir.mkdir()
+    node = new_server(workdir, database, server_extra=f'edge = "127.0.0.1:{edge_port}"')
+    node.start()
+    try:
+        with FailingNode() as failing, \
+                Edge(tmp_path / "edge", [failing.address, node.sip], port=edge_port) as edge:
+            cluster = Cluster(node, edge)
+            port = free_udp_port()
+
+            def registered_through_the_failing_node() -> bool:
+                # A new Call-ID each time: about half of them hash to the failing node.
+                sipp = register(cluster, make_sipp, "200", port)
+                assert sipp.returncode == 0, sipp.diagnostics() + edge.log[-3000:]
+                return "REGISTER" in failing.failed
+
+            wait_until(registered_through_the_failing_node, 30, interval=0,
+                       message="no REGISTER hashed to the failing node")
+            assert "node failed (503)" in edge.log
+            callee = make_sipp("uas_answer.xml", local_port=port, remote=None)
+            caller = make_sipp("uac_call.xml", local_port=free_udp_port(),
+                               remote=edge.address, service="200",
+                               auth=("210", PASSWORDS["210"]), keys={"hold_ms": 100})
+            assert caller.wait(30) == 0, caller.diagnostics() + edge.log[-3000:]
+            assert callee.wait(10) == 0, callee.diagnostics()
+            assert f"edge: node down: sip:{failing.address[0]}" not in edge.log
+    finally:
+        node.stop()
