@@ -5,7 +5,9 @@ them through it, and keeps it in every dialog's route set (Record-Route)."""
 from __future__ import annotations
 
 import json
+import socket
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,3 +292,56 @@ def test_a_node_answering_503_is_failed_over_to_the_next(
             assert f"edge: node down: sip:{failing.address[0]}" not in edge.log
     finally:
         node.stop()
+
+
+def final_status(to: tuple[str, int], request: str, timeout: float = 5.0) -> int:
+    """Send ``request`` from a fresh loopback port to ``to``; its first final status."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        sock.sendto(request.replace("LOCAL", f"127.0.0.1:{sock.getsockname()[1]}").encode(),
+                    to)
+
+        def final() -> int | None:
+            try:
+                status = int(sock.recv(65535).decode(errors="replace").split(" ", 2)[1])
+            except TimeoutError:
+                return None
+            return status if status >= 200 else None
+
+        return wait_until(final, timeout, interval=0, message="no final answer")
+
+
+def spoofed_trunk_invite(cluster: Cluster, to: tuple[str, int]) -> str:
+    """An INVITE claiming (in the edge's header) to come from the tenant's trunk."""
+    trunk = f"127.0.0.1:{cluster.node.trunk_port}"
+    return "\r\n".join((
+        f"INVITE sip:+3228990200@{to[0]}:{to[1]} SIP/2.0",
+        f"Via: SIP/2.0/UDP LOCAL;branch=z9hG4bK{uuid.uuid4().hex};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:+3228992675@{trunk}>;tag=spoof",
+        f"To: <sip:+3228990200@{to[0]}:{to[1]}>",
+        f"Call-ID: {uuid.uuid4().hex}@spoof",
+        "CSeq: 1 INVITE",
+        "Contact: <sip:+3228992675@LOCAL>",
+        f"X-Hookswitch-Source: {trunk}",
+        "Content-Length: 0",
+        "", "",
+    ))
+
+
+def test_the_trunk_is_recognised_through_the_edge_and_its_address_cannot_be_claimed(
+    cluster: Cluster, make_sipp: MakeSipp
+) -> None:
+    callee = phone(cluster, make_sipp, "200", "uas_answer.xml")
+    # The carrier sends to the edge: the node knows it by the address the edge vouches for.
+    carrier = make_sipp("uac_trunk_call.xml", local_port=cluster.node.trunk_port,
+                        remote=cluster.edge.address, service="+3228990200",
+                        keys={"caller": "+3228992675", "hold_ms": 100})
+    assert carrier.wait(20) == 0, carrier.diagnostics() + cluster.edge.log[-3000:]
+    assert callee.wait(10) == 0, callee.diagnostics()
+    cluster.node.wait_states("200", ANSWERED)
+    # A phone's copy of the header: the edge replaces it; sent to the node directly, it is
+    # not from the edge. Either way the phone must authenticate.
+    for to in (cluster.edge.address, cluster.node.sip):
+        assert final_status(to, spoofed_trunk_invite(cluster, to)) == 401
