@@ -19,11 +19,17 @@ SOURCE_HEADER = "x-hookswitch-source"
 DEFAULT_SIP_PORT = 5060
 
 
+def from_edge(req: Any, edge: tuple[str, int] | None) -> bool:
+    """The datagram came from the configured edge (never true on a single server)."""
+    host, port = req.getSource()
+    return edge is not None and (str(host), int(port)) == edge
+
+
 def source_of(req: Any, edge: tuple[str, int] | None) -> tuple[str, int]:
     """The address ``req`` came from: the datagram's, or the phone's the edge vouches for."""
     host, port = req.getSource()
     source = (str(host), int(port))
-    if edge is None or source != edge:
+    if not from_edge(req, edge):
         return source
     vouched = _vouched(req)
     return vouched if vouched is not None else source
@@ -40,9 +46,12 @@ def _vouched(req: Any) -> tuple[str, int] | None:
     return (host, int(port))
 
 
-def path_of(req: Any) -> tuple[str, ...]:
-    """The REGISTER's Path values, in order (each header line may hold several)."""
-    if req.countHFs("path") == 0:
+def path_of(req: Any, edge: tuple[str, int] | None) -> tuple[str, ...]:
+    """The REGISTER's Path values, in order (each header line may hold several), when it
+    came through the edge. From anyone else a Path is ignored: requests to a device go
+    where its REGISTER came from, so a phone cannot aim the node's INVITEs at a third
+    party by naming it in a Path."""
+    if not from_edge(req, edge) or req.countHFs("path") == 0:
         return ()
     return tuple(str(path) for path in req.getHFBodys("path"))
 

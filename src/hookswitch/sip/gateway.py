@@ -69,7 +69,7 @@ from hookswitch.sip.bridge_state import (
 )
 from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.dialogs import send_bye
-from hookswitch.sip.edge import first_hop, source_of
+from hookswitch.sip.edge import first_hop, path_of, source_of
 from hookswitch.sip.location import Location
 from hookswitch.sip.lograte import warn_once
 from hookswitch.sip.registrar import Registrar
@@ -389,7 +389,7 @@ class SipGateway:
         address = source_of(req, self.edge)
         source = address[0]
         user = req.getHFBody("to").getUrl().username or ""
-        resp, failed = self.registrar.handle(req, address)
+        resp, failed = self.registrar.handle(req, address, path_of(req, self.edge))
         if failed:
             self.tarpit.failed(source, user)
         elif resp.getSCode()[0] == 200:

@@ -11,7 +11,6 @@ from sippy.SipHeader import SipHeader
 
 from hookswitch.calls.registrations import Binding
 from hookswitch.sip.auth import Authenticated, Challenge, Refused, authenticate, challenge_headers
-from hookswitch.sip.edge import path_of
 from hookswitch.sip.location import Location
 
 MIN_EXPIRES = 60
@@ -33,9 +32,11 @@ class Registrar:
         # on_change(user_id, binding or None, contact removed) lets the server persist.
         self._on_change = on_change
 
-    def handle(self, req: Any, source: tuple[str, int]) -> tuple[Any, bool]:
-        """Answer a REGISTER from ``source`` (the phone's address, behind an edge too); the
-        flag tells the caller whether authentication failed."""
+    def handle(self, req: Any, source: tuple[str, int],
+               path: tuple[str, ...] = ()) -> tuple[Any, bool]:
+        """Answer a REGISTER from ``source`` (the phone's address, behind an edge too) that
+        came over ``path`` (its trusted Path values, RFC 3327); the flag tells the caller
+        whether authentication failed."""
         verdict = authenticate(self._directory(), req, "to")
         match verdict:
             case Challenge(realm=realm):
@@ -45,17 +46,17 @@ class Registrar:
             case Refused():
                 return req.genResponse(403, "Forbidden"), True
             case Authenticated(user=user):
-                return self._update(req, user.id, source), False
+                return self._update(req, user.id, source, path), False
             case _:
                 assert_never(verdict)
 
-    def _update(self, req: Any, user_id: Any, source: tuple[str, int]) -> Any:
+    def _update(self, req: Any, user_id: Any, source: tuple[str, int],
+                path: tuple[str, ...]) -> Any:
         # Expires, Contact and its expires parameter were checked by validate.check_request.
         default = DEFAULT_EXPIRES
         if req.countHFs("expires") > 0:
             default = int(req.getHFBody("expires").getNum())
         contacts = req.getHFBodys("contact") if req.countHFs("contact") > 0 else []
-        path = path_of(req)
         user_agent = req.getHFBody("user-agent").name if req.countHFs("user-agent") else None
         for contact in contacts:
             if contact.asterisk:

@@ -57,13 +57,18 @@ def test_without_the_header_the_datagram_source_counts() -> None:
 def test_the_path_keeps_its_order_and_its_first_uri_is_the_next_hop() -> None:
     req = request(EDGE, "Path: <sip:127.0.0.1:5070;lr;received=sip:127.0.0.2:4000>, "
                         "<sip:10.0.0.1;lr>", "Path: <sip:10.0.0.2:5080;lr>")
-    path = path_of(req)
+    path = path_of(req, EDGE)
     assert [hop.split(";")[0] for hop in path] == [
         "<sip:127.0.0.1:5070", "<sip:10.0.0.1", "<sip:10.0.0.2:5080"]
     assert "received=" in path[0]
     assert first_hop(path) == ("127.0.0.1", 5070)
     assert first_hop(path[1:]) == ("10.0.0.1", 5060)
-    assert path_of(request(EDGE)) == ()
+    assert path_of(request(EDGE), EDGE) == ()
+
+
+@pytest.mark.parametrize("edge", [None, ("127.0.0.9", 5060)])
+def test_a_path_from_anyone_but_the_edge_is_ignored(edge: tuple[str, int] | None) -> None:
+    assert path_of(request(EDGE, "Path: <sip:203.0.113.7:5060;lr>"), edge) == ()
 
 
 @pytest.mark.parametrize("path", ["garbage", "<http://127.0.0.1;lr>", "<sip:127.0.0.1:0;lr>"])
