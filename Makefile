@@ -8,7 +8,7 @@ ARGS   ?=
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: install run test lint test-postgres clean phones browser
+.PHONY: install run test lint test-postgres clean phones browser edge
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ phones:
 	  echo "installing sip-tester and baresip with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester baresip >/dev/null; }
 
+# The cluster's SIP edge: Kamailio (deploy/kamailio/kamailio.cfg; tests/cluster runs it
+# in the foreground as an ordinary process), installed when missing.
+edge:
+	@command -v kamailio >/dev/null || test -x /usr/sbin/kamailio || { \
+	  echo "installing kamailio with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null; }
+
 # The tests' browser: Debian's chromium (Playwright cannot download its own here; the
 # Python package comes with the dev extras).
 browser:
@@ -42,7 +49,7 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite on SQLite, then the database-facing tests again on PostgreSQL.
-test: install phones browser lint
+test: install phones edge browser lint
 	$(PYTEST) $(ARGS)
 	HOOKSWITCH_TEST_DB=postgresql $(PYTEST) -m "not sqlite_only" $(ARGS) \
 	  tests/integration tests/e2e tests/hostile

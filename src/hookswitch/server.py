@@ -226,6 +226,7 @@ class Server:
             on_dialogs=lambda record: loop.call_soon_threadsafe(self.on_dialogs, record),
             trace=self.options.sip_trace,
             digest_algorithms=tuple(settings.digest_algorithms),
+            edge=parse_hostport(settings.edge, 5060) if settings.edge is not None else None,
         )
         try:
             gateway.bind(sip_thread)

@@ -56,10 +56,12 @@ from hookswitch.sip.bridge_state import (
     StartTimer,
     StopTimer,
     TakeOver,
+    Target,
     TimedOut,
     Timer,
 )
 from hookswitch.sip.dialogs import snapshot
+from hookswitch.sip.edge import routes
 from hookswitch.sip.sdp import continue_origin, inactive_copy, with_direction
 from hookswitch.sip.translate import bridge_input, event_body, is_established, with_body
 
@@ -73,13 +75,18 @@ AUTO_ANSWER_HEADERS = (
 
 
 class DialDevice(CCEventTry):  # type: ignore[misc]
-    """A CCEventTry whose INVITE goes to a registered Contact rather than the next hop."""
+    """A CCEventTry whose INVITE goes to a registered Contact rather than the next hop,
+    through the device's Path when it has one (the next hop is then the first Path URI:
+    loose routing, so the Request-URI stays the Contact)."""
 
     target: Any = None
+    route: tuple[str, ...] = ()
 
     def onUacSetupComplete(self, uac: Any) -> None:
         if self.target is not None:
             uac.rTarget = self.target.getCopy()
+        if self.route:
+            uac.routes = routes(self.route)
 
 
 NewUa = Callable[..., Any]
@@ -204,10 +211,10 @@ class Bridge:
                     event.extra_headers = tuple(
                         SipHeader(name=name, bodys=value) for name, value in AUTO_ANSWER_HEADERS
                     )
-                self._call(peer, target.next_hop, target.contact, event)
+                self._call(peer, target, event)
             case CallFork(peer=peer, target=target):
                 offer = self.offer.getCopy() if self.offer is not None else None
-                self._call(peer, target.next_hop, target.contact, DialDevice(
+                self._call(peer, target, DialDevice(
                     (None, action.caller_number, action.callee_number, offer, None,
                      action.caller_name)))
             case Disconnect(peer=peer):
@@ -270,11 +277,11 @@ class Bridge:
             case _:
                 assert_never(action)
 
-    def _call(self, peer: Peer, next_hop: tuple[str, int], contact: str | None,
-              event: Any) -> None:
-        if contact is not None:
-            event.target = SipURL(url=contact)
-        ua = self._new_ua(self.listener(peer), nh_address=next_hop)
+    def _call(self, peer: Peer, target: Target, event: Any) -> None:
+        if target.contact is not None:
+            event.target = SipURL(url=target.contact)
+        event.route = target.route
+        ua = self._new_ua(self.listener(peer), nh_address=target.next_hop)
         self._uas[peer] = ua
         ua.recvEvent(event)
 

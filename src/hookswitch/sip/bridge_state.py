@@ -123,10 +123,12 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
-    """Where to send an INVITE: the next hop, and the Contact URI (None for a trunk)."""
+    """Where to send an INVITE: the next hop, the Contact URI (None for a trunk), and the
+    Route set (a device registered through a proxy: its Path, RFC 3327)."""
 
     next_hop: tuple[str, int]
     contact: str | None
+    route: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

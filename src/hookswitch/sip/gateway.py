@@ -69,6 +69,7 @@ from hookswitch.sip.bridge_state import (
 )
 from hookswitch.sip.compat import sippy_threads
 from hookswitch.sip.dialogs import send_bye
+from hookswitch.sip.edge import first_hop, path_of, source_of
 from hookswitch.sip.location import Location
 from hookswitch.sip.lograte import warn_once
 from hookswitch.sip.registrar import Registrar
@@ -112,8 +113,12 @@ class SipGateway:
         on_dialogs: Callable[[DialogRecord], object] = lambda record: None,
         trace: bool = False,
         digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
+        edge: tuple[str, int] | None = None,
     ) -> None:
         self.address = address
+        # The cluster's SIP edge (None on a single server): the one sender whose word on
+        # where a request came from is believed (sip/edge.py).
+        self.edge = edge
         # None until open(): requests are answered 503 while the server starts.
         self.directory: Directory | None = None
         self.location = location
@@ -267,8 +272,7 @@ class SipGateway:
                 assert_never(command)
 
     def _devices(self, user_id: UserId) -> tuple[Target, ...]:
-        return tuple(Target(next_hop=b.source, contact=b.contact)
-                     for b in self.location.devices(user_id))
+        return tuple(_target(binding) for binding in self.location.devices(user_id))
 
     def _ring_user(self, command: RingUser) -> None:
         devices = self._devices(command.user_id)
@@ -382,9 +386,10 @@ class SipGateway:
             sip_t.teE = None
 
     def _register(self, req: Any, sip_t: Any) -> Any:
-        source = req.getSource()[0]
+        address = source_of(req, self.edge)
+        source = address[0]
         user = req.getHFBody("to").getUrl().username or ""
-        resp, failed = self.registrar.handle(req)
+        resp, failed = self.registrar.handle(req, address, path_of(req, self.edge))
         if failed:
             self.tarpit.failed(source, user)
         elif resp.getSCode()[0] == 200:
@@ -421,8 +426,8 @@ class SipGateway:
     def _invite(self, req: Any, sip_t: Any) -> Any:
         directory = self.directory
         assert directory is not None  # _on_request answers 503 until open()
-        host, port = req.getSource()
-        trunk = directory.trunk_for_source(host, int(port))
+        host, port = source_of(req, self.edge)
+        trunk = directory.trunk_for_source(host, port)
         call_id = new_call_id()
         if trunk is not None:
             from_url = req.getHFBody("from").getUrl()
@@ -488,6 +493,15 @@ class SipGateway:
             fn(*args)
         except Exception:
             log.exception("sip.callback_failed", callback=getattr(fn, "__name__", repr(fn)))
+
+
+def _target(binding: Binding) -> Target:
+    """Where a device is rung: straight to where it registered from, or, registered
+    through a proxy (the edge), to the first Path URI with the Path as the Route set."""
+    if binding.path:
+        return Target(next_hop=first_hop(binding.path), contact=binding.contact,
+                      route=binding.path)
+    return Target(next_hop=binding.source, contact=binding.contact)
 
 
 def _bye_answered(dialog: Dialog, status: int) -> None:

@@ -32,8 +32,11 @@ class Registrar:
         # on_change(user_id, binding or None, contact removed) lets the server persist.
         self._on_change = on_change
 
-    def handle(self, req: Any) -> tuple[Any, bool]:
-        """Answer a REGISTER; the flag tells the caller whether authentication failed."""
+    def handle(self, req: Any, source: tuple[str, int],
+               path: tuple[str, ...] = ()) -> tuple[Any, bool]:
+        """Answer a REGISTER from ``source`` (the phone's address, behind an edge too) that
+        came over ``path`` (its trusted Path values, RFC 3327); the flag tells the caller
+        whether authentication failed."""
         verdict = authenticate(self._directory(), req, "to")
         match verdict:
             case Challenge(realm=realm):
@@ -43,17 +46,17 @@ class Registrar:
             case Refused():
                 return req.genResponse(403, "Forbidden"), True
             case Authenticated(user=user):
-                return self._update(req, user.id), False
+                return self._update(req, user.id, source, path), False
             case _:
                 assert_never(verdict)
 
-    def _update(self, req: Any, user_id: Any) -> Any:
+    def _update(self, req: Any, user_id: Any, source: tuple[str, int],
+                path: tuple[str, ...]) -> Any:
         # Expires, Contact and its expires parameter were checked by validate.check_request.
         default = DEFAULT_EXPIRES
         if req.countHFs("expires") > 0:
             default = int(req.getHFBody("expires").getNum())
         contacts = req.getHFBodys("contact") if req.countHFs("contact") > 0 else []
-        source = req.getSource()
         user_agent = req.getHFBody("user-agent").name if req.countHFs("user-agent") else None
         for contact in contacts:
             if contact.asterisk:
@@ -79,9 +82,10 @@ class Registrar:
             binding = Binding(
                 user_id=user_id,
                 contact=uri,
-                source=(source[0], int(source[1])),
+                source=source,
                 expires_at=time.time() + expires,
                 user_agent=user_agent,
+                path=path,
             )
             self.location.put(binding)
             self._on_change(user_id, binding, None)
@@ -91,4 +95,8 @@ class Registrar:
             remaining = int(binding.expires_at - now)
             contact = SipContact(body=f"<{binding.contact}>;expires={remaining}")
             resp.appendHeader(SipHeader(name="contact", body=contact))
+        # RFC 3327 section 5.3: the registrar returns the Path it stored, so the phone
+        # (and the edge) can see the route requests to it will take.
+        for value in path:
+            resp.appendHeader(SipHeader(name="path", bodys=value))
         return resp

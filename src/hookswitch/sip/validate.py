@@ -137,6 +137,20 @@ def _expires(req: Any) -> Problem | None:
     return None
 
 
+def _path(req: Any) -> Problem | None:
+    # A REGISTER's Path (RFC 3327) is where requests to the device will be sent.
+    if req.getMethod() != "REGISTER" or req.countHFs("path") == 0:
+        return None
+    try:
+        paths = req.getHFBodys("path")
+    except Exception:
+        paths = [None]
+    for path in paths:
+        if path is None or not _sip_uri(path.getUrl()) or not _port_ok(path.getUrl()):
+            return Refuse(400, "Bad Path: a sip or sips URI with a host and port expected")
+    return None
+
+
 def _sip_uri(url: Any) -> bool:
     return url.scheme in SIP_SCHEMES and valid_host(url.host)
 
@@ -161,4 +175,5 @@ _CHECKS: tuple[Callable[[Any], Problem | None], ...] = (
     _addresses,
     _contacts,
     _expires,
+    _path,
 )
