@@ -8,7 +8,7 @@ ARGS   ?=
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: install run test lint test-postgres clean phones browser edge
+.PHONY: install run cluster test lint test-postgres clean phones browser edge
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/hookswitch serve --demo $(ARGS)
+
+# Two nodes behind Kamailio on this machine's PostgreSQL and Redis (docs/CLUSTER.md).
+cluster: install edge
+	$(BIN)/python -m deploy.cluster $(ARGS)
 
 # Test phones: sipp (Debian sip-tester) and baresip, installed when missing.
 phones:
@@ -44,7 +48,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
-	$(BIN)/ruff check src tests harness bench examples
+	$(BIN)/ruff check src tests harness bench examples deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
