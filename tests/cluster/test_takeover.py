@@ -1,0 +1,150 @@
+"""A node dies, the service does not: kill -9 of the node holding a call, and a survivor
+ends the call at both phones, says HANGUP ``failed`` once per leg, sends what the dead node
+had not delivered, and serves the next call; the node comes back and serves too. A node
+that only paused (its heartbeat stopped, its database connection did not) is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.baresip import Baresip
+from harness.cluster import Cluster, cluster
+from harness.receiver import Receiver
+from harness.server import RunningServer
+from harness.wait import wait_until
+from tests.e2e.test_call_events import webhook_block
+from tests.e2e.test_click_to_dial import c2d_body, post
+
+UP = ["RINGING", "ACTIVE"]
+FAILED = [*UP, "HANGUP(failed)"]
+# Retries within half a second: the events a dead node could not deliver go out soon after
+# the receiver is back, not after the minutes of the default backoff.
+FAST_RETRIES = "webhook_retry_first_interval = 0.2\nwebhook_retry_max_interval = 0.5"
+BYE_WITHIN = 15.0  # seconds from kill -9 to both BYEs: heartbeat TTL 3 s + 1 s beat + slack
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()  # not listening until a test starts it
+    yield receiver
+    receiver.stop()
+
+
+def call_up(node: RunningServer, jane: Baresip, john: Baresip) -> dict[str, str]:
+    """A click-to-dial from 210 to 200 held by ``node``, answered, its dialogs saved."""
+    after_jane, after_john = jane.mark(), john.mark()
+    answer = post(node, c2d_body("200"))
+    assert answer.status_code == 202, answer.text
+    jane.wait_event("CALL_ESTABLISHED", after=after_jane)
+    john.wait_event("CALL_ESTABLISHED", after=after_john)
+    call_id = str(answer.json()["call_id"])
+    wait_until(lambda: len(node.query("SELECT id FROM dialogs WHERE call_id = :call",
+                                      call=call_id)) == 2, 10,
+               message="the call's two dialogs were not saved")
+    legs = {leg["extension"]: str(leg["id"]) for leg in
+            node.query("SELECT id, extension FROM legs WHERE call_id = :call", call=call_id)}
+    wait_until(lambda: all(node.states(leg) == UP for leg in legs.values()), 10,
+               message=f"legs not answered: {[node.states(leg) for leg in legs.values()]}")
+    return legs
+
+
+def crash(node: RunningServer) -> None:
+    """kill -9 of the node as a crash takes it: the server and its events worker."""
+    workers = node.worker_pids()
+    node.stop(signal.SIGKILL)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def phones(nodes: Cluster, phone: Any) -> tuple[Baresip, Baresip]:
+    return phone("210", "auto", server=nodes.node(1)), phone("200", "auto", server=nodes.node(1))
+
+
+@pytest.mark.parametrize("receiver_down", [False, True], ids=["receiver-up", "receiver-down"])
+def test_kill_9_of_the_node_holding_a_call_byes_both_phones_and_fails_each_leg_once(
+    tmp_path: Any, phone: Any, receiver: Receiver, receiver_down: bool
+) -> None:
+    if not receiver_down:
+        receiver.start()
+    with cluster(tmp_path, server_extra=FAST_RETRIES, webhook=webhook_block(receiver)) as nodes:
+        n1, n2 = nodes.node(1), nodes.node(2)
+        jane, john = phones(nodes, phone)
+        legs = call_up(n1, jane, john)
+        if not receiver_down:  # n1 delivered the first events itself
+            receiver.wait_states("210", UP)
+            receiver.wait_states("200", UP)
+        killed = time.monotonic()
+        crash(n1)
+        jane.wait_event("CALL_CLOSED", BYE_WITHIN)
+        john.wait_event("CALL_CLOSED", BYE_WITHIN)
+        print(f"\nkill -9 to both phones' BYE: {time.monotonic() - killed:.2f} s")
+        for leg in legs.values():  # one HANGUP per leg, in the database
+            wait_until(lambda leg=leg: n2.states(leg) == FAILED, 10,  # type: ignore[misc]
+                       message=f"leg {leg}: {n2.states(leg)}")
+        if receiver_down:
+            receiver.start()
+        for extension in ("210", "200"):  # ... and at the receiver, in the leg's order
+            events = receiver.wait_states(extension, FAILED, timeout=15)
+            assert [event["sequence"] for event in events] == ["1", "2", "3"]
+        delivered = [post.headers["webhook-id"] for post in receiver.delivered()]
+        assert len(delivered) == len(set(delivered)) == 6, delivered
+        wait_until(lambda: {(row["node_id"], row["status"]) for row in n2.query(
+            "SELECT node_id, status FROM deliveries WHERE status <> 'delivered'")} == set(), 10,
+            message="deliveries left undelivered")
+        assert "cluster.took_over" in n2.log
+        assert "sip.ended_dialogs_taken_over" in n2.log
+        assert not n2.query("SELECT id FROM dialogs WHERE node_id = 'n1'")
+        # The next call goes through the survivor.
+        call_up(n2, jane, john)
+
+
+def test_a_restarted_node_starts_does_not_fail_its_old_legs_again_and_serves(
+    tmp_path: Any, phone: Any
+) -> None:
+    with cluster(tmp_path) as nodes:
+        n1, n2 = nodes.node(1), nodes.node(2)
+        jane, john = phones(nodes, phone)
+        legs = call_up(n1, jane, john)
+        crash(n1)
+        jane.wait_event("CALL_CLOSED", BYE_WITHIN)
+        john.wait_event("CALL_CLOSED", BYE_WITHIN)
+        wait_until(lambda: "cluster.took_over" in n2.log, 10)
+        n1.start()  # its own recovery finds nothing left: n2 took it all
+        call_up(n1, jane, john)
+        for leg in legs.values():
+            assert n1.states(leg) == FAILED
+        assert "legs.closed_after_crash" not in n1.log
+
+
+def test_a_paused_node_keeps_its_lock_and_its_calls(tmp_path: Any, phone: Any) -> None:
+    # SIGSTOP for longer than the heartbeat's TTL: to Redis it is dead, to PostgreSQL its
+    # connection (and so its lock) is alive. Taking it over would BYE calls that still run.
+    with cluster(tmp_path) as nodes:
+        n1, n2 = nodes.node(1), nodes.node(2)
+        jane, john = phones(nodes, phone)
+        legs = call_up(n1, jane, john)
+        assert n1.process is not None
+        os.kill(n1.process.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: "cluster.take_over_later" in n2.log, 15,
+                       message=f"n2 did not try to take n1 over:\n{n2.log}")
+        finally:
+            os.kill(n1.process.pid, signal.SIGCONT)
+        wait_until(n1.healthy, 10)
+        assert "cluster.took_over" not in n2.log
+        assert not jane.find_events("CALL_CLOSED") and not john.find_events("CALL_CLOSED")
+        assert all(n1.states(leg) == UP for leg in legs.values())
+        jane.hangup()  # the call was intact all along: it ends as any other
+        john.wait_event("CALL_CLOSED")
+        for leg in legs.values():
+            wait_until(lambda leg=leg: n1.states(leg) == [*UP, "HANGUP(completed)"], 10,  # type: ignore[misc]
+                       message=f"leg {leg}: {n1.states(leg)}")
