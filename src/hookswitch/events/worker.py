@@ -267,7 +267,12 @@ async def _serve(fd: int, database: str, policy: RetryPolicy,
                 # now says are this node's, sent with the HANGUPs in event order per leg.
                 if result.events:
                     writer.write(_frame(result.events))
-                await sender.load_pending()
+                try:
+                    await sender.load_pending()
+                except Exception:
+                    # Committed: the reply must still carry the dialogs to BYE. The next
+                    # rescan (a few seconds) queues the deliveries.
+                    log.exception("events.takeover_load_failed", node=result.dead)
             if getattr(request.command, "changes_subscriptions", False):
                 # An activation began or ended: its user's events go elsewhere from now on.
                 async with sessions() as session:
