@@ -148,3 +148,30 @@ def test_a_paused_node_keeps_its_lock_and_its_calls(tmp_path: Any, phone: Any) -
         for leg in legs.values():
             wait_until(lambda leg=leg: n1.states(leg) == [*UP, "HANGUP(completed)"], 10,  # type: ignore[misc]
                        message=f"leg {leg}: {n1.states(leg)}")
+
+
+def test_two_survivors_take_a_dead_node_over_once(
+    tmp_path: Any, phone: Any, receiver: Receiver
+) -> None:
+    # n2 and n3 both see n1 dead and offer to take it over: the dead node's key in
+    # PostgreSQL lets one transaction at a time in; the second finds nothing left, is told
+    # "later" while the first runs, or no longer sees n1 (forgotten once taken over).
+    receiver.start()
+    with cluster(tmp_path, nodes=3, webhook=webhook_block(receiver)) as nodes:
+        n1 = nodes.node(1)
+        jane, john = phones(nodes, phone)
+        legs = call_up(n1, jane, john)
+        crash(n1)
+        jane.wait_event("CALL_CLOSED", BYE_WITHIN)
+        john.wait_event("CALL_CLOSED", BYE_WITHIN)
+        survivors = nodes.nodes[1:]
+        wait_until(lambda: any("cluster.took_over" in node.log for node in survivors), 10,
+                   message="no survivor took n1 over")
+        ended = [node for node in survivors if "sip.ended_dialogs_taken_over" in node.log]
+        assert len(ended) == 1, "both survivors sent BYE"
+        for extension in ("210", "200"):
+            receiver.wait_states(extension, FAILED, timeout=15)
+        for leg in legs.values():
+            assert n1.states(leg) == FAILED
+        for phone_ in (jane, john):
+            assert len(phone_.received("BYE")) == 1
