@@ -7,12 +7,15 @@ that only paused (its heartbeat stopped, its database connection did not) is lef
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from harness.baresip import Baresip
@@ -65,6 +68,31 @@ def crash(node: RunningServer) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+class LiveStream:
+    """Jane's ``GET /v3/events`` on a node, from now on (no replay): the first event."""
+
+    def __init__(self, node: RunningServer) -> None:
+        self._events: list[dict[str, Any]] = []
+        self._open = threading.Event()
+        self._thread = threading.Thread(target=self._listen, args=(node,), daemon=True)
+        self._thread.start()
+        assert self._open.wait(10), "the event stream did not open"
+
+    def _listen(self, node: RunningServer) -> None:
+        with httpx.stream("GET", node.http + "/v3/events", timeout=30,
+                          headers={"Authorization": "Bearer tok-jane"}) as response:
+            assert response.status_code == 200
+            self._open.set()
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    self._events.append(json.loads(line[6:]))
+                    return
+
+    def events(self, timeout: float = 10) -> list[dict[str, Any]]:
+        self._thread.join(timeout)
+        return self._events
+
+
 def phones(nodes: Cluster, phone: Any) -> tuple[Baresip, Baresip]:
     return phone("210", "auto", server=nodes.node(1)), phone("200", "auto", server=nodes.node(1))
 
@@ -82,11 +110,14 @@ def test_kill_9_of_the_node_holding_a_call_byes_both_phones_and_fails_each_leg_o
         if not receiver_down:  # n1 delivered the first events itself
             receiver.wait_states("210", UP)
             receiver.wait_states("200", UP)
+        stream = LiveStream(n2)  # jane's live events, open on the survivor
         killed = time.monotonic()
         crash(n1)
         jane.wait_event("CALL_CLOSED", BYE_WITHIN)
         john.wait_event("CALL_CLOSED", BYE_WITHIN)
         print(f"\nkill -9 to both phones' BYE: {time.monotonic() - killed:.2f} s")
+        assert [(event["id"], event["state"], event.get("reason"))
+                for event in stream.events()] == [(legs["210"], "HANGUP", "failed")]
         for leg in legs.values():  # one HANGUP per leg, in the database
             wait_until(lambda leg=leg: n2.states(leg) == FAILED, 10,  # type: ignore[misc]
                        message=f"leg {leg}: {n2.states(leg)}")
