@@ -107,9 +107,12 @@ def test_kill_9_of_the_node_holding_a_call_byes_both_phones_and_fails_each_leg_o
         n1, n2 = nodes.node(1), nodes.node(2)
         jane, john = phones(nodes, phone)
         legs = call_up(n1, jane, john)
-        if not receiver_down:  # n1 delivered the first events itself
+        if not receiver_down:  # n1 delivered the first events itself, and wrote so
             receiver.wait_states("210", UP)
             receiver.wait_states("200", UP)
+            wait_until(lambda: not n1.query(
+                "SELECT id FROM deliveries WHERE status <> 'delivered'"), 10,
+                message="n1 did not write its deliveries' outcomes")
         stream = LiveStream(n2)  # jane's live events, open on the survivor
         killed = time.monotonic()
         crash(n1)
