@@ -32,9 +32,11 @@ class Cluster:
 
 @contextmanager
 def cluster(workdir: Path, nodes: int = 2, *, edge_port: int | None = None,
-            start: bool = True, **server_kwargs: object) -> Iterator[Cluster]:
+            start: bool = True, server_extra: str = "",
+            **server_kwargs: object) -> Iterator[Cluster]:
     """``nodes`` nodes (node ids ``n1``, ``n2``, ...) on a fresh database, started one
-    after another (each ready before the next starts), stopped and dropped after."""
+    after another (each ready before the next starts), stopped and dropped after;
+    ``server_extra`` goes into each one's ``[server]``."""
     with ExitStack() as stack:
         database = stack.enter_context(fresh_database(workdir, "postgresql"))
         edge = ("127.0.0.1", edge_port or free_udp_port())
@@ -42,7 +44,7 @@ def cluster(workdir: Path, nodes: int = 2, *, edge_port: int | None = None,
         for number in range(1, nodes + 1):
             folder = workdir / f"n{number}"
             folder.mkdir()
-            server = new_server(folder, database, server_extra=f'redis = "{REDIS}"',
+            server = new_server(folder, database, server_extra=f'redis = "{REDIS}"\n{server_extra}',
                                 **server_kwargs)  # type: ignore[arg-type]
             server.extra_args = ["--node-id", f"n{number}", "--edge", f"{edge[0]}:{edge[1]}"]
             result.nodes.append(server)

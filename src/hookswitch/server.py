@@ -49,7 +49,8 @@ from hookswitch.events.provisioning import apply_webhooks
 from hookswitch.events.recorder import BindingChange, Recorder
 from hookswitch.events.sender import RetryPolicy
 from hookswitch.events.stream import Broadcaster
-from hookswitch.events.worker import EventsWorker
+from hookswitch.events.takeover import TakenOver, TakeOver
+from hookswitch.events.worker import EventsWorker, WorkerUnavailable
 from hookswitch.heap import settle_after_startup
 from hookswitch.integrations.provisioning import apply_integrations, end_removed
 from hookswitch.integrations.service import Integrations
@@ -409,9 +410,23 @@ class Server:
             self.location.put(binding)
 
     async def take_over(self, node_id: str) -> bool:
-        """A dead node's calls and deliveries (issue 14): not yet."""
-        log.warning("cluster.take_over_not_done", node=node_id)
-        return False
+        """A dead node's calls and deliveries (events/takeover.py): its open legs end
+        ``failed`` (HANGUP events sent from here), its pending deliveries become this
+        node's, and both sides of its answered calls get BYE from here. False while the
+        database says it still lives (its lock is held): membership asks again next beat."""
+        try:
+            taken = await self.events.call(TakeOver(node_id, self.options.node_id, now_us()))
+        except WorkerUnavailable as exc:
+            log.warning("cluster.take_over_failed", node=node_id, error=str(exc))
+            return False
+        if not isinstance(taken, TakenOver):
+            log.info("cluster.take_over_later", node=node_id, why="its lock is held")
+            return False
+        if taken.dialogs:
+            self.gateway.end_dialogs(taken.dialogs)
+        log.warning("cluster.took_over", node=node_id, legs=taken.legs,
+                    dialogs=len(taken.dialogs), deliveries=taken.moved)
+        return True
 
     def on_dialogs(self, record: DialogRecord) -> None:
         self.events.put(record)

@@ -106,6 +106,8 @@ class Membership:
                 continue
             if beat is not None:
                 nodes[node] = NodeInfo(**json.loads(raw))
+                # Back (paused, or cut off from Redis only): its next death is news again.
+                self._dead.discard(node)
                 continue
             if node not in self._dead:
                 self._dead.add(node)

@@ -233,9 +233,19 @@ class Recorder:
     async def close_open_legs(self, session: AsyncSession, now_us: int,
                               node_id: str | None = None) -> int:
         """Legs a crash of a node (this one's by default) left open end with reason
+        ``failed``; how many (``end_open_legs``)."""
+        closed, _events, _deliveries = await self.end_open_legs(session, now_us, node_id)
+        return closed
+
+    async def end_open_legs(
+        self, session: AsyncSession, now_us: int, node_id: str | None = None
+    ) -> tuple[int, list[OutboxEvent], list[OutboxDelivery]]:
+        """Legs a crash of a node (this one's by default) left open end with reason
         ``failed`` (HANGUP is reached exactly once: the rows are locked until commit, where
         the database can), written like any other leg change, events and deliveries
-        included; the deliveries are this node's to send."""
+        included; the deliveries are this node's to send. Returns how many legs, and the
+        events and deliveries written, for whoever sends them once committed (a takeover
+        at runtime: at start the outbox is loaded anyway)."""
         last = (select(_CHANGES.c.leg_id, func.max(_CHANGES.c.sequence).label("last"))
                 .group_by(_CHANGES.c.leg_id).subquery())
         rows = (await session.execute(
@@ -250,10 +260,11 @@ class Recorder:
             changes.append(LegChange(leg_id=leg.id, call_id=leg.call_id, state=LegState.HANGUP,
                                      sequence=(sequence or 0) + 1, at_us=now_us,
                                      reason=HangupReason.FAILED))
-        if changes:
-            await self._write(session, changes)
-            self._forget_ended(changes)
-        return len(changes)
+        if not changes:
+            return 0, [], []
+        events, deliveries = await self._write(session, changes)
+        self._forget_ended(changes)
+        return len(changes), events, deliveries
 
     def _outbox_rows(self, change: LegChange) -> list[tuple[dict[str, Any], list[str]]]:
         """The outbox rows of a change, each with the webhooks it goes to."""

@@ -125,7 +125,7 @@ class Sender:
             timeout=TIMEOUT, cookie_jar=aiohttp.DummyCookieJar(),
             headers={"user-agent": USER_AGENT})
         await self._load_targets()
-        await self._load_pending()
+        await self.load_pending()
         self._background = [asyncio.create_task(self._rescan(), name="webhook-rescan"),
                             asyncio.create_task(self._flush_loop(), name="webhook-outcomes")]
 
@@ -296,7 +296,7 @@ class Sender:
             await asyncio.sleep(RESCAN_EVERY)  # polling for CLI replays, not a sync point
             try:
                 await self._load_targets()
-                await self._load_pending()
+                await self.load_pending()
             except Exception:
                 log.exception("webhooks.rescan_failed")
 
@@ -311,9 +311,10 @@ class Sender:
         self._targets = {row.id: Target(row.url, row.secret, dict(row.headers or {}))
                          for row in rows}
 
-    async def _load_pending(self) -> None:
+    async def load_pending(self) -> None:
         """Queue what the outbox holds as pending for this node and memory does not know
-        yet; first claim the deliveries no node has (written by the command line)."""
+        yet (at start, at every rescan, and at once after a takeover gave it a dead node's);
+        first claim the deliveries no node has (written by the command line)."""
 
         async def claim(session: AsyncSession) -> None:
             await session.execute(

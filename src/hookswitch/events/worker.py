@@ -40,6 +40,7 @@ from hookswitch.events.outbox import OutboxDelivery, OutboxEvent, Subscriptions
 from hookswitch.events.recorder import Record, Recorder
 from hookswitch.events.sender import RetryPolicy, Sender
 from hookswitch.events.stats import worker_text
+from hookswitch.events.takeover import TakenOver
 from hookswitch.heap import settle_after_startup
 from hookswitch.logs import configure_logging
 from hookswitch.metrics import WORKER_RESTARTS
@@ -260,6 +261,18 @@ async def _serve(fd: int, database: str, policy: RetryPolicy,
     async def reply(request: Request) -> None:
         try:
             result = await recorder.write(request.command.run)
+            if isinstance(result, TakenOver):
+                # A dead node's: its HANGUPs to the live streams (this node's and, through
+                # the server, the cluster's), and its pending deliveries, which the outbox
+                # now says are this node's, sent with the HANGUPs in event order per leg.
+                if result.events:
+                    writer.write(_frame(result.events))
+                try:
+                    await sender.load_pending()
+                except Exception:
+                    # Committed: the reply must still carry the dialogs to BYE. The next
+                    # rescan (a few seconds) queues the deliveries.
+                    log.exception("events.takeover_load_failed", node=result.dead)
             if getattr(request.command, "changes_subscriptions", False):
                 # An activation began or ended: its user's events go elsewhere from now on.
                 async with sessions() as session:

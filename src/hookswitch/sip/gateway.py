@@ -159,6 +159,17 @@ class SipGateway:
             log.warning("sip.ended_dialogs_left_by_a_crash", count=len(orphaned))
         self.directory = directory
 
+    def end_dialogs(self, dialogs: Sequence[Dialog]) -> None:
+        """While serving, what ``open`` does at start: BYE to each dialog, here those of a
+        dead node of the cluster that this one took over (calls/dialogs.py)."""
+        ED2.callFromThread(self._end_dialogs, tuple(dialogs))
+
+    def _end_dialogs(self, dialogs: tuple[Dialog, ...]) -> None:
+        for dialog in dialogs:
+            self._safely(send_bye, self.global_config["_sip_tm"], dialog,
+                         partial(_bye_answered, dialog))
+        log.warning("sip.ended_dialogs_taken_over", count=len(dialogs))
+
     def _run(self) -> None:
         ED2.my_ident = threading.get_ident()
         try:

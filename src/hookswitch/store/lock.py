@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hookswitch.store.db import normalise_url
 
 DEFAULT_NODE = "default"
+LOCK_WAIT = 3.0  # seconds a start waits for its node's lock before it refuses
 
 
 class DatabaseInUse(Exception):
@@ -96,9 +98,19 @@ class DatabaseLock:
 
     async def _lock_advisory(self) -> None:
         connection = await self._engine.connect()
-        taken = await connection.scalar(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": advisory_key(self._node_id)}
-        )
+        try:
+            # Waits a little: a survivor taking this node over after a crash holds the key
+            # for one short transaction (events/takeover.py), which a quick restart can
+            # meet. Another live server with this node id holds it for good: refused after.
+            await connection.execute(text("SELECT set_config('lock_timeout', :wait, false)"),
+                                     {"wait": f"{int(LOCK_WAIT * 1000)}ms"})
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"),
+                                     {"key": advisory_key(self._node_id)})
+            taken = True
+        except DBAPIError:  # lock_timeout: 55P03 lock_not_available
+            taken = False
+            await connection.rollback()
+        await connection.execute(text("RESET lock_timeout"))
         await connection.commit()  # the lock is per session; end the implicit transaction
         if not taken:
             await connection.close()
