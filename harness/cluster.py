@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .database import fresh_database
+from .edge import Edge
 from .ports import free_udp_port
 from .server import RunningServer, new_server
 
 REDIS = os.environ.get("HOOKSWITCH_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+@dataclass(frozen=True)
+class EdgeAddress:
+    """Where phones register in a cluster: what ``phone(..., server=)`` and sipp need."""
+
+    sip: tuple[str, int]
 
 
 @dataclass
@@ -24,34 +32,56 @@ class Cluster:
     database: str
     edge: tuple[str, int]
     nodes: list[RunningServer] = field(default_factory=list)
+    kamailio: Edge | None = None
 
     def node(self, number: int) -> RunningServer:
         """Node 1, node 2, ... as the tests name them."""
         return self.nodes[number - 1]
 
+    @property
+    def phones(self) -> EdgeAddress:
+        """The one address phones use (the edge); ``phone(ext, server=cluster.phones)``."""
+        return EdgeAddress(self.edge)
+
+    def holder(self, leg_id: str) -> RunningServer:
+        """The node whose switch holds a leg (``legs.node_id``)."""
+        [row] = self.nodes[0].query("SELECT node_id FROM legs WHERE id = :id", id=leg_id)
+        return self.node(int(str(row["node_id"]).removeprefix("n")))
+
 
 @contextmanager
 def cluster(workdir: Path, nodes: int = 2, *, edge_port: int | None = None,
-            start: bool = True, server_extra: str = "",
+            start: bool = True, server_extra: str = "", edge: bool = True,
             **server_kwargs: object) -> Iterator[Cluster]:
     """``nodes`` nodes (node ids ``n1``, ``n2``, ...) on a fresh database, started one
-    after another (each ready before the next starts), stopped and dropped after;
+    after another (each ready before the next starts), behind Kamailio (``edge``),
+    stopped and dropped after;
     ``server_extra`` goes into each one's ``[server]``."""
     with ExitStack() as stack:
         database = stack.enter_context(fresh_database(workdir, "postgresql"))
-        edge = ("127.0.0.1", edge_port or free_udp_port())
-        result = Cluster(database, edge)
+        address = ("127.0.0.1", edge_port or free_udp_port())
+        result = Cluster(database, address)
         for number in range(1, nodes + 1):
             folder = workdir / f"n{number}"
             folder.mkdir()
-            server = new_server(folder, database, server_extra=f'redis = "{REDIS}"\n{server_extra}',
+            server = new_server(folder, database,
+                                server_extra=f'redis = "{REDIS}"\n{server_extra}',
                                 **server_kwargs)  # type: ignore[arg-type]
-            server.extra_args = ["--node-id", f"n{number}", "--edge", f"{edge[0]}:{edge[1]}"]
+            server.extra_args = ["--node-id", f"n{number}",
+                                 "--edge", f"{address[0]}:{address[1]}"]
             result.nodes.append(server)
             stack.callback(_stop, server)
         if start:
             for server in result.nodes:
-                server.start()
+                # Generous: several nodes start at once on a loaded 2-core machine.
+                server.start(timeout=60)
+        if edge:
+            # After the nodes: its dispatcher starts with every node up (probes then mark
+            # a node that stops answering down, and up again when it is back).
+            result.kamailio = Edge(workdir, [server.sip for server in result.nodes],
+                                   port=address[1])
+            result.kamailio.start()
+            stack.callback(result.kamailio.stop)
         yield result
 
 
