@@ -7,15 +7,19 @@ started by ``harness/edge.py``; a test that needs no edge still gives the nodes 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from .database import fresh_database
 from .edge import Edge
 from .ports import free_udp_port
 from .server import RunningServer, new_server
+from .sipp import sipp_register
 
 REDIS = os.environ.get("HOOKSWITCH_TEST_REDIS", "redis://127.0.0.1:6379")
 
@@ -88,3 +92,29 @@ def cluster(workdir: Path, nodes: int = 2, *, edge_port: int | None = None,
 def _stop(server: RunningServer) -> None:
     if server.process is not None and server.process.poll() is None:
         server.stop()
+
+
+def registers_handled(node: RunningServer) -> float:
+    """REGISTER requests the node has received (its ``/metrics``)."""
+    text = httpx.get(f"{node.http}/metrics", timeout=5).text
+    match = re.search(r'^hookswitch_sip_messages_total\{direction="in",message="REGISTER"\} '
+                      r"(\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def register_through(nodes: Cluster, number: int, extension: str, password: str,
+                     port: int, workdir: Path) -> None:
+    """REGISTER ``extension`` from 127.0.0.1:``port`` through the edge so that node
+    ``number`` handles it. The edge picks a node by a hash of the Call-ID: Call-IDs of a
+    fixed series are tried (the same every run, so the same attempt wins every time) until
+    one reaches that node."""
+    node = nodes.node(number)
+    for attempt in range(32):
+        before = registers_handled(node)
+        code = sipp_register(nodes.edge, extension, password, port, workdir=workdir,
+                             extra_args=["-cid_str", f"reg-{extension}-{attempt}-%u@%s"])
+        if code != 0:
+            raise AssertionError(f"REGISTER of {extension} through the edge failed ({code})")
+        if registers_handled(node) > before:
+            return
+    raise AssertionError(f"no Call-ID of the series reached node {number}")

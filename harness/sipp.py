@@ -247,6 +247,7 @@ def sipp_register(
     workdir: Path | None = None,
     domain: str | None = None,
     scenario: str = "register.xml",
+    extra_args: Sequence[str] = (),
 ) -> int:
     """REGISTER ``user`` at ``server`` from 127.0.0.1:``local_port`` with digest auth.
 
@@ -271,6 +272,7 @@ def sipp_register(
         keys=keys,
         workdir=workdir,
         timeout=timeout,
+        extra_args=list(extra_args),
     ) as proc:
         return proc.wait(timeout + 5)
 
