@@ -76,6 +76,10 @@ async def test_attended_transfer_with_the_target_on_another_node_is_a_409(api: A
     answer = await api.post(body)
     problem = assert_problem(answer, 409, "legs-on-different-nodes")
     assert "n2" in problem["detail"]
+    # John's leg in the call is not Jane's to transfer: that is said first, as on one node.
+    johns = next(leg.id for leg in api.switch.calls[call_id].legs if leg.extension == "200")
+    body["payload"]["call_leg_id"] = johns
+    assert_problem(await api.post(body), 403, "not-leg-owner")
 
 
 async def test_a_node_tells_the_others_which_legs_it_holds_only_to_their_tenant(

@@ -35,7 +35,7 @@ from hookswitch.api.schemas import (
     TransferRequest,
 )
 from hookswitch.api.services import Services, ServicesDep
-from hookswitch.calls.errors import CallControlError, HookswitchError
+from hookswitch.calls.errors import CallControlError, HookswitchError, LegEnded, LegNotFound
 from hookswitch.calls.policy import Principal
 from hookswitch.metrics import API_REQUESTS
 
@@ -221,10 +221,7 @@ async def _carry_out(services: Services, principal: Principal, body: dict[str, A
     except ValidationError as exc:
         raise InvalidFields(field_errors(exc.errors())) from exc
     if not isinstance(parsed, ClickToDialRequest):
-        if isinstance(parsed, TransferRequest) and parsed.payload.target_call_leg_id:
-            await _same_node(services, principal, parsed.payload.target_call_leg_id,
-                             authorization)
-        status, answer = await _leg_command(services, principal, parsed)
+        status, answer = await _leg_command(services, principal, parsed, authorization)
     elif idempotency_key:
         # Authorisation first: a stored answer is only ever given to its owner's request.
         services.call_control.authorise_click_to_dial(
@@ -238,13 +235,17 @@ async def _carry_out(services: Services, principal: Principal, body: dict[str, A
     return status, answer
 
 
-async def _same_node(services: Services, principal: Principal, target_leg_id: str,
-                     authorization: str | None) -> None:
-    """Attended transfer joins two calls in one switch: a target leg that another live node
-    holds is a 409 (``legs-on-different-nodes``). The client may transfer blind instead,
-    to the target's party, or hang one call up and call again."""
+async def _same_node(services: Services, principal: Principal, leg_id: str,
+                     target_leg_id: str, authorization: str | None) -> None:
+    """Attended transfer joins two calls in one switch: when this node holds the first leg
+    and another live node the target, the target looked ended or unknown here; it is a 409
+    (``legs-on-different-nodes``) instead. Asked only after both legs passed their owner
+    checks, so it tells nothing about another user's leg. The client may transfer blind
+    instead, to the target's party."""
     forwarder = services.forwarder
-    if forwarder is None or services.call_control.holds(target_leg_id, principal.tenant_id):
+    holds = services.call_control.holds
+    if (forwarder is None or not holds(leg_id, principal.tenant_id)
+            or holds(target_leg_id, principal.tenant_id)):
         return
     owner = await forwarder.owner(target_leg_id, principal.tenant_id, authorization)
     if owner is not None:
@@ -271,7 +272,7 @@ async def _click_to_dial(services: Services, principal: Principal,
 
 async def _leg_command(services: Services, principal: Principal,
                        request: HangupRequest | HoldRequest | ResumeRequest | TransferRequest,
-                       ) -> tuple[int, dict[str, Any]]:
+                       authorization: str | None) -> tuple[int, dict[str, Any]]:
     """The commands that act on a leg: their errors are raised (problem+json)."""
     control = services.call_control
     user = (principal, request.user.tenant_id, request.user.user_extension)
@@ -291,5 +292,11 @@ async def _leg_command(services: Services, principal: Principal,
                 transfer_call_leg_id=started.transfer_call_leg_id).model_dump()
         case TransferRequest(payload=payload):
             assert payload.target_call_leg_id is not None  # the model's rule
-            now = await control.attended_transfer(*user, leg_id, payload.target_call_leg_id)
+            try:
+                now = await control.attended_transfer(*user, leg_id,
+                                                      payload.target_call_leg_id)
+            except (LegEnded, LegNotFound):
+                await _same_node(services, principal, leg_id, payload.target_call_leg_id,
+                                 authorization)
+                raise
     return 200, LegStateResult(call_leg_id=now.call_leg_id, state=now.state.value).model_dump()
