@@ -83,6 +83,24 @@ def test_hangup_on_node_1_of_a_leg_node_2_holds_byes_both_phones(
     assert row["node_id"] == "n2"
 
 
+def test_hangup_on_node_1_right_after_click_to_dial_on_node_2_cancels_the_ringing(
+    nodes: Cluster, phone  # type: ignore[no-untyped-def]
+) -> None:
+    """Sent at once, the hangup may arrive before node 2's worker recorded the leg: node 1
+    then asks the other nodes which holds it (either way, node 2 carries it out)."""
+    n1, n2 = nodes.node(1), nodes.node(2)
+    jane = phone("210", server=n2)  # rings; nobody picks up
+    phone("200", "auto", server=n2)
+    started = post(n2, c2d_body("200"))
+    assert started.status_code == 202, started.text
+    leg = started.json()["call_leg_id"]
+    done = post(n1, hangup_body(leg))
+    assert (done.status_code, done.json()["state"], done.json()["reason"]) == (
+        200, "HANGUP", "api"), done.text
+    n2.wait_states("210", ["RINGING", "HANGUP(api)"])
+    jane.wait_received("CANCEL")
+
+
 def test_hold_and_resume_on_node_1_of_a_call_node_2_holds(
     nodes: Cluster, phone  # type: ignore[no-untyped-def]
 ) -> None:
