@@ -19,7 +19,11 @@ client knows the command is not confirmed: hangup, hold and resume can be sent a
 they are (they answer the leg's state), a transfer after a look at ``GET /v3/calls``. A
 request that reached the owner is never sent again by the forwarding node (a transfer must
 not run twice). A forwarded request carries ``Hookswitch-Forwarded-By`` and is never
-forwarded again.
+forwarded again. A client that sends that header itself gains nothing: its request is
+answered by the node it reached, authenticated and counted there like any other.
+
+The rate limit counts each request once in the cluster: the owner counts what it is
+forwarded, the forwarding node does not (its budget storage is the cluster's Redis).
 """
 
 from __future__ import annotations
