@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookswitch import metrics
 from hookswitch.api.app import HttpApp, create_app
+from hookswitch.api.forward import Forwarder
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
@@ -39,6 +40,7 @@ from hookswitch.calls.listing import CallListing
 from hookswitch.calls.registrations import Binding
 from hookswitch.calls.switch import Effect, LegOpened, Switch, SwitchSettings
 from hookswitch.clock import now_us
+from hookswitch.cluster.claims import Claims
 from hookswitch.cluster.membership import NodeInfo
 from hookswitch.cluster.node import ClusterNode, RedisUnavailable
 from hookswitch.config import Provisioning, ServerSection, parse_hostport
@@ -60,7 +62,7 @@ from hookswitch.store.db import make_engine, migrate, session_factory
 from hookswitch.store.dialogs import take_orphaned_dialogs
 from hookswitch.store.history import ended_legs
 from hookswitch.store.lock import DEFAULT_NODE, DatabaseInUse, DatabaseLock, one_at_a_time
-from hookswitch.store.queries import stored_leg
+from hookswitch.store.queries import leg_holder, live_legs_on, stored_leg
 from hookswitch.store.registrations import load_bindings
 from hookswitch.store.writes import Writer
 from hookswitch.web.app import install as install_portal
@@ -104,6 +106,7 @@ class Core:
     call_control: CallControl
     broadcaster: Broadcaster
     app: HttpApp
+    forwarder: Forwarder | None = None  # its HTTP client is closed when the server stops
 
 
 def build(
@@ -122,9 +125,12 @@ def build(
     new_call_id: Callable[[], CallId] = new_call_id,
     clock: Callable[[], int] = now_us,
     shared_namespace: str = "",
+    cluster: ClusterNode | None = None,
 ) -> Core:
     """Pure wiring: the switch, the call-control service and the HTTP app, around what the
-    caller gives (the SIP side's registrations and commands, the one writer; or fakes)."""
+    caller gives (the SIP side's registrations and commands, the one writer; or fakes).
+    With ``cluster``, any node answers for any leg: commands go to the node holding it,
+    the live calls list every node's, and an Idempotency-Key is claimed cluster-wide."""
 
     async def tokens_alive(token_ids: set[str]) -> set[str]:
         async with sessions() as session:
@@ -136,6 +142,13 @@ def build(
     call_control = CallControl(switch, carry_out, partial(stored_leg, sessions), clock,
                                new_call_id)
     broadcaster = Broadcaster(sessions, settings.max_streams_per_user, tokens_alive)
+    forwarder, elsewhere, claims = None, None, None
+    if cluster is not None:
+        membership = cluster.membership
+        forwarder = Forwarder(membership, partial(leg_holder, sessions))
+        elsewhere = partial(live_legs_on, sessions,
+                            lambda: {node.node_id for node in membership.others()})
+        claims = Claims(cluster.redis, cluster.prefix)
     metrics.show_live({
         "hookswitch_live_legs": ("Users' call legs that have not ended",
                                  switch.live_leg_count),
@@ -146,10 +159,10 @@ def build(
         Services(
             sessions=sessions,
             call_control=call_control,
-            call_listing=CallListing(switch, partial(ended_legs, sessions)),
+            call_listing=CallListing(switch, partial(ended_legs, sessions), elsewhere),
             rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst,
                                      settings.rate_limit_storage, shared_namespace),
-            idempotency=IdempotencyStore(sessions, writer),
+            idempotency=IdempotencyStore(sessions, writer, claims),
             health=health,
             broadcaster=broadcaster,
             integrations=Integrations(sessions, writer, settings),
@@ -158,11 +171,12 @@ def build(
             session_ttl=timedelta(seconds=settings.session_ttl),
             metrics=lambda: metrics.exposition(worker_metrics()),
             devices=devices,
+            forwarder=forwarder,
         ),
         max_body_bytes=settings.max_body_bytes,
     )
     install_portal(app)
-    return Core(switch, call_control, broadcaster, app)
+    return Core(switch, call_control, broadcaster, app, forwarder)
 
 
 class Server:
@@ -293,7 +307,8 @@ class Server:
                      health=partial(self.health, gateway),
                      registered_devices=self.location.device_count,
                      worker_metrics=lambda: self.events.metrics_text,
-                     shared_namespace=self.cluster.prefix if self.cluster else "")
+                     shared_namespace=self.cluster.prefix if self.cluster else "",
+                     cluster=self.cluster)
         self.switch, self.call_control, self.broadcaster = (
             core.switch, core.call_control, core.broadcaster)
         await self.events.start()  # it first loads what a crash or a stop left in the outbox
@@ -326,6 +341,8 @@ class Server:
             # loop before stop() returned, so they have run (FIFO) when this await resumes.
             await loop.run_in_executor(None, gateway.stop)
             await self.events.stop()  # writes every record; undelivered events stay queued
+            if core.forwarder is not None:
+                await core.forwarder.aclose()
             if self.cluster is not None:
                 await self.cluster.stop()  # after its calls ended: nothing to take over
             log.info("server.stopped")

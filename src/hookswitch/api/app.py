@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from hookswitch.api import problems
 from hookswitch.api.body_limit import BodyLimit
-from hookswitch.api.routes import call_control, calls, events, oauth
+from hookswitch.api.routes import call_control, calls, cluster, events, oauth
 from hookswitch.api.schemas import Health
 from hookswitch.api.services import Services
 from hookswitch.config import DEFAULT_MAX_BODY_BYTES
@@ -38,6 +38,7 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     app.include_router(calls.router)
     app.include_router(events.router)
     app.include_router(oauth.router)
+    app.include_router(cluster.router)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
              response_class=Response,

@@ -89,3 +89,32 @@ class MalformedBody(ApiError):
 class InternalError(ApiError):
     code = "internal-error"
     title = "Internal error"
+
+
+class NodeUnavailable(ApiError):
+    """The node holding the leg is alive in the cluster but did not answer in time."""
+
+    code = "node-unavailable"
+    title = "The node holding this call leg is not answering"
+
+
+class SharedStateUnavailable(ApiError):
+    """A cluster node cannot reach the Redis its nodes share (an Idempotency-Key's claim)."""
+
+    code = "shared-state-unavailable"
+    title = "The cluster's shared state is not reachable"
+
+
+class IdempotencyKeyInUse(ApiError):
+    """Another request with this key is still being carried out (on any node)."""
+
+    code = "idempotency-key-in-use"
+    title = "Idempotency-Key in use by a request in progress"
+
+
+class LegsOnDifferentNodes(ApiError):
+    """Attended transfer of two legs that two nodes of a cluster hold: one switch cannot
+    join calls whose media another node relays."""
+
+    code = "legs-on-different-nodes"
+    title = "The two call legs are held by different nodes"

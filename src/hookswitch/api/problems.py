@@ -22,13 +22,17 @@ from hookswitch.api.errors import (
     ApiError,
     BodyTooLarge,
     FieldError,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InternalError,
     InvalidFields,
+    LegsOnDifferentNodes,
     MalformedBody,
     MethodNotAllowed,
+    NodeUnavailable,
     NotFound,
     RateLimited,
+    SharedStateUnavailable,
     Unauthorized,
 )
 from hookswitch.calls.errors import (
@@ -77,6 +81,10 @@ STATUS: dict[type[Exception], int] = {
     BodyTooLarge: 413,
     InvalidFields: 422,
     IdempotencyKeyReused: 422,
+    IdempotencyKeyInUse: 409,
+    LegsOnDifferentNodes: 409,
+    NodeUnavailable: 503,
+    SharedStateUnavailable: 503,
     RateLimited: 429,
     InternalError: 500,
     # the OAuth endpoints (RFC 6749 section 5.2)

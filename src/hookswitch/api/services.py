@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookswitch.api.forward import Forwarder
 from hookswitch.api.idempotency import IdempotencyStore
 from hookswitch.api.ratelimit import LoginThrottle, RateLimiter
 from hookswitch.api.schemas import HealthStatus
@@ -38,6 +39,8 @@ class Services:
     metrics: Callable[[], bytes] = lambda: b""  # GET /metrics: Prometheus' text format
     # a user's registered devices now (the portal's Calls page); none without SIP
     devices: Callable[[UserId], list[Binding]] = lambda _user_id: []
+    # In a cluster, sends a leg's commands to the node that holds it; None on one node
+    forwarder: Forwarder | None = None
 
 
 def _services(request: Request) -> Services:

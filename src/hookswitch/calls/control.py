@@ -98,6 +98,12 @@ class CallControl:
         finally:
             self._waiting.remove(waiter)
 
+    def holds(self, leg_id: str, tenant_id: str) -> bool:
+        """This node's switch holds the tenant's leg, not ended (in a cluster, the other
+        nodes forward its commands here)."""
+        live = self._switch.live_leg(LegId(leg_id))
+        return live is not None and live.tenant_id == tenant_id and not live.ended
+
     def authorise_click_to_dial(self, principal: Principal, tenant_id: str,
                                 extension: str) -> User:
         """The token's user owns ``user`` and still exists. Asked first, before anything

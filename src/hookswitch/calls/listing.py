@@ -67,6 +67,26 @@ class EndedLeg:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteLeg:
+    """A user's live leg that another node of a cluster holds, as that node recorded it
+    (its state may be a few ms behind that node's switch)."""
+
+    id: str
+    call_id: str
+    state: str
+    direction: str
+    caller_number: str
+    caller_name: str
+    callee_number: str
+    callee_name: str
+    created_us: int
+
+
+# (tenant, user) -> the user's legs that the other live nodes hold, not ended
+LiveElsewhere = Callable[[TenantId, UserId], Awaitable[list[RemoteLeg]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryPage:
     legs: list[EndedLeg]
     next_cursor: str | None  # None: this is the last page
@@ -101,13 +121,26 @@ def decode_cursor(cursor: str) -> Position:
 class CallListing:
     """The read side of call control: a user's live calls and call history."""
 
-    def __init__(self, switch: Switch, ended_legs: EndedLegs) -> None:
+    def __init__(self, switch: Switch, ended_legs: EndedLegs,
+                 elsewhere: LiveElsewhere | None = None) -> None:
         self._switch = switch
         self._ended_legs = ended_legs
+        self._elsewhere = elsewhere  # a cluster's other nodes; None on a single node
 
     def live(self, principal: Principal, extension: str | None) -> list[Leg]:
-        """The user's legs that have not ended, newest first."""
+        """The user's legs that this node holds and have not ended, newest first."""
         return self._switch.live_legs_of(_owned_user(principal, extension))
+
+    async def live_everywhere(self, principal: Principal, extension: str | None,
+                              ) -> tuple[list[Leg], list[RemoteLeg]]:
+        """The user's live legs on this node (from the switch), and those the other live
+        nodes of the cluster hold (as recorded); a leg in both is listed once, from here."""
+        here = self.live(principal, extension)
+        if self._elsewhere is None:
+            return here, []
+        ids = {leg.id for leg in here}
+        there = await self._elsewhere(principal.tenant_id, principal.user_id)
+        return here, [leg for leg in there if leg.id not in ids]
 
     async def history(self, principal: Principal, extension: str | None, cursor: str | None,
                       limit: int = DEFAULT_PAGE) -> HistoryPage:

@@ -74,6 +74,17 @@ class Membership:
         """A node alive at the last beat (this one included)."""
         return self._nodes.get(node_id)
 
+    async def fetch(self, node_id: str) -> NodeInfo | None:
+        """A node alive now, asked of Redis: one that joined since the last beat too (the
+        others learn of it within HEARTBEAT_EVERY; a request for its legs cannot wait)."""
+        known = self._nodes.get(node_id)
+        if known is not None:
+            return known
+        raw = await self._redis.hget(self._hash, node_id)
+        if raw is None or await self._redis.exists(self._alive_key(node_id)) == 0:
+            return None
+        return NodeInfo(**json.loads(raw))
+
     def others(self) -> list[NodeInfo]:
         """The other nodes alive at the last beat."""
         return [info for node_id, info in self._nodes.items() if node_id != self.me.node_id]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookswitch.calls.ids import CallId, LegId, UserId
 from hookswitch.calls.leg import LegState, LegView
+from hookswitch.calls.listing import RemoteLeg
+from hookswitch.store.history import to_us
 from hookswitch.store.legs import LegRow
 
 
@@ -27,3 +31,34 @@ async def stored_leg(sessions: async_sessionmaker[AsyncSession], leg_id: LegId) 
             reason=leg.reason,
             parties=frozenset(UserId(u) for u in parties),
         )
+
+
+async def leg_holder(sessions: async_sessionmaker[AsyncSession],
+                     leg_id: str) -> tuple[str, str, str] | None:
+    """(node that holds it, state, tenant) of a recorded leg; in a cluster, where its
+    commands go."""
+    async with sessions() as session:
+        row = (await session.execute(
+            select(LegRow.node_id, LegRow.state, LegRow.tenant_id).where(LegRow.id == leg_id)
+        )).one_or_none()
+    return None if row is None else (row.node_id, row.state, row.tenant_id)
+
+
+async def live_legs_on(sessions: async_sessionmaker[AsyncSession],
+                       nodes: Callable[[], set[str]], tenant_id: str,
+                       user_id: str) -> list[RemoteLeg]:
+    """The user's legs not ended that the given nodes hold (the other live nodes of a
+    cluster: a dead node's legs are being ended by the node taking it over)."""
+    holders = nodes()
+    if not holders:
+        return []
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(LegRow).where(LegRow.tenant_id == tenant_id, LegRow.user_id == user_id,
+                                 LegRow.state != LegState.HANGUP.value,
+                                 LegRow.node_id.in_(holders)))
+        return [RemoteLeg(id=row.id, call_id=row.call_id, state=row.state,
+                          direction=row.direction, caller_number=row.caller_number,
+                          caller_name=row.caller_name, callee_number=row.callee_number,
+                          callee_name=row.callee_name, created_us=to_us(row.created_at))
+                for row in rows]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from hookswitch.api.auth import UNAUTHORIZED_ANSWER, CurrentPrincipal
 from hookswitch.api.body import BodyError, normalise_body
-from hookswitch.api.errors import InvalidFields, RateLimited
+from hookswitch.api.errors import InvalidFields, LegsOnDifferentNodes, RateLimited
+from hookswitch.api.forward import FORWARDED_BY
 from hookswitch.api.idempotency import MAX_KEY_LENGTH, fingerprint
 from hookswitch.api.problems import (
     PROBLEM_JSON,
@@ -34,7 +35,7 @@ from hookswitch.api.schemas import (
     TransferRequest,
 )
 from hookswitch.api.services import Services, ServicesDep
-from hookswitch.calls.errors import CallControlError, HookswitchError
+from hookswitch.calls.errors import CallControlError, HookswitchError, LegEnded, LegNotFound
 from hookswitch.calls.policy import Principal
 from hookswitch.metrics import API_REQUESTS
 
@@ -42,6 +43,7 @@ router = APIRouter(tags=["call control"])
 
 CommandRequest = (ClickToDialRequest | HangupRequest | HoldRequest | ResumeRequest
                   | TransferRequest)
+LEG_COMMANDS = ("hangup", "hold", "resume", "transfer")  # they name a call_leg_id
 COMMANDS: dict[str, type[CommandRequest]] = {
     "click-to-dial": ClickToDialRequest,
     "hangup": HangupRequest,
@@ -129,28 +131,43 @@ def _command(body: dict[str, Any]) -> type[CommandRequest]:
                       "transfer) another user's leg (`not-leg-owner`)"),
         404: _problem("no such call leg in your tenant"),
         409: _problem("the user has no registered phone; or (hold, resume, transfer) the "
-                      "leg is not answered yet (`not-answered`) or has ended (`ended`)"),
+                      "leg is not answered yet (`not-answered`) or has ended (`ended`); or "
+                      "(attended transfer in a cluster) the two legs are held by different "
+                      "nodes (`legs-on-different-nodes`); or (click-to-dial) a request "
+                      "with this Idempotency-Key is still in progress "
+                      "(`idempotency-key-in-use`)"),
         413: _problem("the body is over server.max_body_bytes"),
         422: _problem("field problems, listed in `errors`; or an Idempotency-Key first used "
                       "with another request (`idempotency-key-reused`)"),
         429: documented_problem("over the call-control rate limit",
                                 {**RETRY_AFTER_HEADER, **documented_headers(required=True)}),
+        503: documented_problem("in a cluster: the node that holds the leg did not answer "
+                                "in time (`node-unavailable`), or the cluster's Redis is "
+                                "not reachable (`shared-state-unavailable`)",
+                                RETRY_AFTER_HEADER),
     },
 )
 async def call_control(
     request: Request,
     services: ServicesDep,
     principal: CurrentPrincipal,
-    verdict: Annotated[Verdict, Depends(rate_limited)],
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
-) -> JSONResponse:
+) -> Response:
+    raw = await request.body()
+    forwarded = await _forwarded(request, services, principal, raw)
+    if forwarded is not None:
+        # The owner counted it against the budget and in its metrics: not counted here,
+        # so that switching nodes neither doubles nor halves a client's budget.
+        return forwarded
+    verdict = await rate_limited(request, services, principal)
     counted, status = "other", 500  # (a command counts by its name once it is known)
     try:
-        body = normalise_body(await request.body())
+        body = normalise_body(raw)
         command = body.get("command")
         if isinstance(command, str) and command in COMMANDS:
             counted = command
-        status, answer = await _carry_out(services, principal, body, idempotency_key)
+        status, answer = await _carry_out(services, principal, body, idempotency_key,
+                                          request.headers.get("Authorization"))
     except HookswitchError as error:
         status = status_of(error)
         raise
@@ -160,14 +177,51 @@ async def call_control(
                         media_type=PROBLEM_JSON if status >= 400 else None)
 
 
+async def _forwarded(request: Request, services: Services, principal: Principal,
+                     raw: bytes) -> Response | None:
+    """The answer of the node that holds the command's leg, when another live node of the
+    cluster does (api/forward.py); None when this node answers. A forwarded request is
+    answered where it arrives: it never goes on (no loops)."""
+    forwarder = services.forwarder
+    if forwarder is None or FORWARDED_BY in request.headers:
+        return None
+    leg_id = _leg_of(raw)
+    if leg_id is None or services.call_control.holds(leg_id, principal.tenant_id):
+        return None
+    owner = await forwarder.owner(leg_id, principal.tenant_id,
+                                  request.headers.get("Authorization"))
+    if owner is None:
+        return None
+    answer = await forwarder.forward(owner, request.method, request.url.path, raw,
+                                     request.headers)
+    if answer is None:
+        return None
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _leg_of(raw: bytes) -> str | None:
+    """The leg a leg command names, if the body says so plainly; anything else (click-to-
+    dial, a body with errors) is answered here, where it is validated."""
+    try:
+        body = normalise_body(raw)
+    except BodyError:
+        return None
+    payload = body.get("payload")
+    if body.get("command") not in LEG_COMMANDS or not isinstance(payload, dict):
+        return None
+    leg_id = payload.get("call_leg_id")
+    return leg_id if isinstance(leg_id, str) and leg_id else None
+
+
 async def _carry_out(services: Services, principal: Principal, body: dict[str, Any],
-                     idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+                     idempotency_key: str | None,
+                     authorization: str | None) -> tuple[int, dict[str, Any]]:
     try:
         parsed = _command(body).model_validate(body)
     except ValidationError as exc:
         raise InvalidFields(field_errors(exc.errors())) from exc
     if not isinstance(parsed, ClickToDialRequest):
-        status, answer = await _leg_command(services, principal, parsed)
+        status, answer = await _leg_command(services, principal, parsed, authorization)
     elif idempotency_key:
         # Authorisation first: a stored answer is only ever given to its owner's request.
         services.call_control.authorise_click_to_dial(
@@ -179,6 +233,26 @@ async def _carry_out(services: Services, principal: Principal, body: dict[str, A
     else:
         status, answer = await _click_to_dial(services, principal, parsed)
     return status, answer
+
+
+async def _same_node(services: Services, principal: Principal, leg_id: str,
+                     target_leg_id: str, authorization: str | None) -> None:
+    """Attended transfer joins two calls in one switch: when this node holds the first leg
+    and another live node the target, the target looked ended or unknown here; it is a 409
+    (``legs-on-different-nodes``) instead. Asked only after both legs passed their owner
+    checks, so it tells nothing about another user's leg. The client may transfer blind
+    instead, to the target's party."""
+    forwarder = services.forwarder
+    holds = services.call_control.holds
+    if (forwarder is None or not holds(leg_id, principal.tenant_id)
+            or holds(target_leg_id, principal.tenant_id)):
+        return
+    owner = await forwarder.owner(target_leg_id, principal.tenant_id, authorization)
+    if owner is not None:
+        raise LegsOnDifferentNodes(
+            f"call leg {target_leg_id} is held by node {owner.node_id}, the other by node "
+            f"{forwarder.node_id}: an attended transfer needs both calls on one node; "
+            "transfer blind to the other party's number instead")
 
 
 async def _click_to_dial(services: Services, principal: Principal,
@@ -198,7 +272,7 @@ async def _click_to_dial(services: Services, principal: Principal,
 
 async def _leg_command(services: Services, principal: Principal,
                        request: HangupRequest | HoldRequest | ResumeRequest | TransferRequest,
-                       ) -> tuple[int, dict[str, Any]]:
+                       authorization: str | None) -> tuple[int, dict[str, Any]]:
     """The commands that act on a leg: their errors are raised (problem+json)."""
     control = services.call_control
     user = (principal, request.user.tenant_id, request.user.user_extension)
@@ -218,5 +292,11 @@ async def _leg_command(services: Services, principal: Principal,
                 transfer_call_leg_id=started.transfer_call_leg_id).model_dump()
         case TransferRequest(payload=payload):
             assert payload.target_call_leg_id is not None  # the model's rule
-            now = await control.attended_transfer(*user, leg_id, payload.target_call_leg_id)
+            try:
+                now = await control.attended_transfer(*user, leg_id,
+                                                      payload.target_call_leg_id)
+            except (LegEnded, LegNotFound):
+                await _same_node(services, principal, leg_id, payload.target_call_leg_id,
+                                 authorization)
+                raise
     return 200, LegStateResult(call_leg_id=now.call_leg_id, state=now.state.value).model_dump()

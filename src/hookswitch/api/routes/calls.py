@@ -17,7 +17,7 @@ from hookswitch.api.problems import documented_problem
 from hookswitch.api.schemas import CallHistory, CallSummary, LiveCall, LiveCalls
 from hookswitch.api.services import ServicesDep
 from hookswitch.calls.leg import HangupReason, Leg
-from hookswitch.calls.listing import DEFAULT_PAGE, MAX_PAGE, EndedLeg
+from hookswitch.calls.listing import DEFAULT_PAGE, MAX_PAGE, EndedLeg, RemoteLeg
 from hookswitch.events.payload import NOT_HELD, summary_event
 
 router = APIRouter(tags=["calls"])
@@ -32,14 +32,18 @@ NOT_OWNER = documented_problem("user_extension is not the token's own extension"
 @router.get(
     "/v3/calls",
     summary="The user's live calls",
-    description="The legs of the token's user that have not ended, newest first.",
+    description="The legs of the token's user that have not ended, newest first (in a "
+                "cluster, on every live node).",
     response_model=LiveCalls,
     responses={401: UNAUTHORIZED_ANSWER, 403: NOT_OWNER},
 )
 async def live_calls(services: ServicesDep, principal: CurrentPrincipal,
                      user_extension: UserExtension = None) -> LiveCalls:
-    legs = services.call_listing.live(principal, user_extension)
-    return LiveCalls(calls=[_live(leg) for leg in legs])
+    here, there = await services.call_listing.live_everywhere(principal, user_extension)
+    calls = [_live(leg) for leg in here] + [_remote(leg) for leg in there]
+    if there:  # newest first, then by id, as the switch orders its own
+        calls.sort(key=lambda call: (int(call.since), call.call_leg_id), reverse=True)
+    return LiveCalls(calls=calls)
 
 
 @router.get(
@@ -82,6 +86,16 @@ def _live(leg: Leg) -> LiveCall:
         direction=leg.direction.value,
         caller_number=leg.caller.number, caller_name=leg.caller.name or leg.caller.number,
         callee_number=leg.callee.number, callee_name=leg.callee.name or leg.callee.number,
+        since=str(leg.created_us),
+    )
+
+
+def _remote(leg: RemoteLeg) -> LiveCall:
+    """A live leg another node holds, as recorded; the same shape and fallbacks."""
+    return LiveCall(
+        call_leg_id=leg.id, call_id=leg.call_id, state=leg.state, direction=leg.direction,
+        caller_number=leg.caller_number, caller_name=leg.caller_name or leg.caller_number,
+        callee_number=leg.callee_number, callee_name=leg.callee_name or leg.callee_number,
         since=str(leg.created_us),
     )
 
