@@ -147,7 +147,7 @@ def build(
         membership = cluster.membership
         forwarder = Forwarder(membership, partial(leg_holder, sessions))
         elsewhere = partial(live_legs_on, sessions,
-                            lambda: {node.node_id for node in membership.others()})
+                            lambda: {membership.me.node_id, *membership.dead()})
         claims = Claims(cluster.redis, cluster.prefix)
     metrics.show_live({
         "hookswitch_live_legs": ("Users' call legs that have not ended",

@@ -85,6 +85,10 @@ class Membership:
             return None
         return NodeInfo(**json.loads(raw))
 
+    def dead(self) -> set[str]:
+        """Nodes whose heartbeat expired and that were not taken over yet."""
+        return set(self._dead)
+
     def others(self) -> list[NodeInfo]:
         """The other nodes alive at the last beat."""
         return [info for node_id, info in self._nodes.items() if node_id != self.me.node_id]

@@ -45,18 +45,17 @@ async def leg_holder(sessions: async_sessionmaker[AsyncSession],
 
 
 async def live_legs_on(sessions: async_sessionmaker[AsyncSession],
-                       nodes: Callable[[], set[str]], tenant_id: str,
+                       not_on: Callable[[], set[str]], tenant_id: str,
                        user_id: str) -> list[RemoteLeg]:
-    """The user's legs not ended that the given nodes hold (the other live nodes of a
-    cluster: a dead node's legs are being ended by the node taking it over)."""
-    holders = nodes()
-    if not holders:
-        return []
+    """The user's legs not ended that nodes other than the given ones hold (in a cluster:
+    not this node, whose switch knows its own, and not a dead node, whose legs are being
+    ended by the node taking it over). Not "the nodes alive at the last heartbeat": a node
+    that joined since then already holds calls."""
     async with sessions() as session:
         rows = await session.scalars(
             select(LegRow).where(LegRow.tenant_id == tenant_id, LegRow.user_id == user_id,
                                  LegRow.state != LegState.HANGUP.value,
-                                 LegRow.node_id.in_(holders)))
+                                 LegRow.node_id.not_in(not_on())))
         return [RemoteLeg(id=row.id, call_id=row.call_id, state=row.state,
                           direction=row.direction, caller_number=row.caller_number,
                           caller_name=row.caller_name, callee_number=row.callee_number,
