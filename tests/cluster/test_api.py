@@ -33,11 +33,13 @@ def nodes(tmp_path: Path) -> Iterator[Cluster]:
         yield running
 
 
-def jane_calls_john_through(node: RunningServer, phone) -> tuple[str, object, object]:  # type: ignore[no-untyped-def]
-    """Jane (210) and John (200, answers by himself) registered with ``node``; Jane calls
-    John through it, so ``node`` holds both legs. Returns Jane's leg and the phones."""
-    jane = phone("210", server=node)
-    john = phone("200", "auto", server=node)
+def jane_calls_john_through(nodes: Cluster, node: RunningServer,  # type: ignore[no-untyped-def]
+                            phone) -> tuple[str, object, object]:
+    """Jane (210) and John (200, answers by himself) registered through the edge; Jane
+    calls John straight at ``node``, so ``node`` holds both legs. Returns Jane's leg and
+    the phones."""
+    jane = phone("210", server=nodes.phones)
+    john = phone("200", "auto", server=nodes.phones)
     jane.dial(dial_uri(node, "200"))
     jane.wait_event("CALL_ESTABLISHED")
     leg = node.wait_states("210", ["RINGING", "ACTIVE"])
@@ -60,8 +62,8 @@ def test_hangup_on_node_1_of_a_leg_node_2_holds_byes_both_phones(
     nodes: Cluster, phone  # type: ignore[no-untyped-def]
 ) -> None:
     n1, n2 = nodes.node(1), nodes.node(2)
-    jane = phone("210", "auto", server=n2)
-    john = phone("200", "auto", server=n2)
+    jane = phone("210", "auto", server=nodes.phones)
+    john = phone("200", "auto", server=nodes.phones)
     started = post(n2, c2d_body("200"))
     assert started.status_code == 202, started.text
     leg = started.json()["call_leg_id"]
@@ -89,8 +91,8 @@ def test_hangup_on_node_1_right_after_click_to_dial_on_node_2_cancels_the_ringin
     """Sent at once, the hangup may arrive before node 2's worker recorded the leg: node 1
     then asks the other nodes which holds it (either way, node 2 carries it out)."""
     n1, n2 = nodes.node(1), nodes.node(2)
-    jane = phone("210", server=n2)  # rings; nobody picks up
-    phone("200", "auto", server=n2)
+    jane = phone("210", server=nodes.phones)  # rings; nobody picks up
+    phone("200", "auto", server=nodes.phones)
     started = post(n2, c2d_body("200"))
     assert started.status_code == 202, started.text
     leg = started.json()["call_leg_id"]
@@ -105,7 +107,7 @@ def test_hold_and_resume_on_node_1_of_a_call_node_2_holds(
     nodes: Cluster, phone  # type: ignore[no-untyped-def]
 ) -> None:
     n1, n2 = nodes.node(1), nodes.node(2)
-    leg, jane, john = jane_calls_john_through(n2, phone)
+    leg, jane, john = jane_calls_john_through(nodes, n2, phone)
 
     held = command(n1, "hold", "210", call_leg_id=leg)
     assert (held.status_code, held.json()) == (200, {"call_leg_id": leg, "state": "HELD"})
@@ -129,8 +131,8 @@ def test_the_same_idempotency_key_on_both_nodes_rings_once(
     nodes: Cluster, phone  # type: ignore[no-untyped-def]
 ) -> None:
     n1, n2 = nodes.node(1), nodes.node(2)
-    jane = phone("210", server=n1)  # rings, nobody picks up
-    phone("200", "auto", server=n1)
+    jane = phone("210", server=nodes.phones)  # rings, nobody picks up
+    phone("200", "auto", server=nodes.phones)
     key = {"Idempotency-Key": "ring-once-across-nodes"}
     barrier = threading.Barrier(2)
 
@@ -177,7 +179,7 @@ def test_live_calls_on_node_1_list_a_call_node_2_holds(
     nodes: Cluster, phone  # type: ignore[no-untyped-def]
 ) -> None:
     n1, n2 = nodes.node(1), nodes.node(2)
-    leg, jane, _ = jane_calls_john_through(n2, phone)
+    leg, jane, _ = jane_calls_john_through(nodes, n2, phone)
     auth = {"Authorization": "Bearer tok-jane"}
 
     on_n1 = httpx.get(n1.http + "/v3/calls", headers=auth, timeout=10)
@@ -199,7 +201,7 @@ def test_a_command_waits_for_an_owner_stopped_for_a_second(
     """A node that stops answering for a moment (a GC pause, a busy host): the command
     forwarded to it is carried out when it is back, and the client gets its answer."""
     n1, n2 = nodes.node(1), nodes.node(2)
-    leg, jane, _ = jane_calls_john_through(n2, phone)
+    leg, jane, _ = jane_calls_john_through(nodes, n2, phone)
 
     with ThreadPoolExecutor(1) as pool, stopped(n2):
         began = time.monotonic()
@@ -223,7 +225,7 @@ def test_an_owner_away_longer_than_the_bound_is_a_503_with_retry_after(
     nor answered with a guess; sent again once the owner is back, the hold is carried out
     (hold answers the leg's state: safe to repeat)."""
     n1, n2 = nodes.node(1), nodes.node(2)
-    leg, jane, _ = jane_calls_john_through(n2, phone)
+    leg, jane, _ = jane_calls_john_through(nodes, n2, phone)
 
     with stopped(n2):
         away = command(n1, "hold", "210", call_leg_id=leg)
