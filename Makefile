@@ -63,7 +63,7 @@ clean:
 
 # Benchmarks (bench/, BENCHMARKS.md): hookswitch against bare sippy's b2bua_simple, on
 # loopback. Both end with a SUMMARY line; results go to bench/results/ (gitignored).
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-cluster
 bench: install phones
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q matplotlib
 	@test -x $(BIN)/py-spy || $(BIN)/pip install -q py-spy
@@ -72,3 +72,8 @@ bench: install phones
 bench-quick: install phones
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q matplotlib
 	$(BIN)/python -m bench.run --quick $(ARGS)
+
+# The cluster's cost (bench/cluster.py): call setups through Kamailio with one and two
+# nodes on PostgreSQL and Redis, and a command forwarded between nodes.
+bench-cluster: install phones edge
+	$(BIN)/python -m bench.cluster $(ARGS)

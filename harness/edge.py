@@ -52,6 +52,13 @@ class Edge(ChildProcess):
         return (self.host, self.port)
 
     @property
+    def pid(self) -> int:
+        """Kamailio's main process (its workers are its children)."""
+        if self._proc is None:
+            raise RuntimeError("the edge does not run")
+        return self._proc.pid
+
+    @property
     def hostport(self) -> str:
         return f"{self.host}:{self.port}"
 
