@@ -462,7 +462,11 @@ def bind_http(address: str) -> socket.socket:
     """The listening socket for uvicorn, bound before anything else happens."""
     host, port = parse_hostport(address, 8080)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP said out loud: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket's proto is IPPROTO_TCP, and a socket made with proto 0 is
+    # not. Without it, Nagle held a response's body until the client's delayed ACK of its
+    # headers: 40 ms on every HTTP answer.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     # For TCP, SO_REUSEADDR only allows binding over connections in TIME_WAIT (a quick
     # restart), never over a listening socket: a second server still fails here.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
