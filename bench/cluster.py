@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.results or Path("bench/results") / ("cluster-quick" if args.quick
                                                    else "cluster")
+    out = out.resolve()  # the nodes run in their own folders
     shutil.rmtree(out, ignore_errors=True)
     work = out / "work"
     work.mkdir(parents=True)
