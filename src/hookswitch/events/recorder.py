@@ -72,6 +72,9 @@ class Write:
 Record = LegOpened | LegChange | BindingChange | DialogRecord | Write
 
 
+LINGER = 0.005  # seconds a leg record waits for others to share its transaction
+
+
 class Recorder:
     """Writes leg records and, in the same transaction, their call events (outbox)."""
 
@@ -118,6 +121,13 @@ class Recorder:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if isinstance(batch[0], LegOpened | LegChange | BindingChange):
+                # Let the records of the next few milliseconds share this transaction: at
+                # 100 calls/s a record used to get a transaction of its own, and the
+                # worker's CPU per call was mostly statements' and commits' round trips
+                # (bench.hotpath at 100 calls/s: 12.4 → 9.7-11.0 ms a call in all, event
+                # p99 28 → 33-42 ms). A write someone awaits (Write) goes at once.
+                await asyncio.sleep(LINGER)
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             stop = None in batch
