@@ -265,8 +265,11 @@ class Server:
         async with sessions() as session:
             subscriptions = await Subscriptions.load(session)
         async with sessions.begin() as session:
-            closed = await Recorder(sessions, subscriptions, node_id=self.options.node_id
-                                    ).close_open_legs(session, now_us())
+            # Its events and deliveries need no sending from here: the worker loads the
+            # outbox when it starts.
+            closed, _, _ = await Recorder(sessions, subscriptions,
+                                          node_id=self.options.node_id
+                                          ).end_open_legs(session, now_us())
             orphaned = await take_orphaned_dialogs(session, self.options.node_id)
             directory = await load_directory(
                 session, str(settings.default_tenant) if settings.default_tenant else None

@@ -240,13 +240,6 @@ class Recorder:
         if rows:
             await conn.execute(_DIALOGS.insert(), rows)
 
-    async def close_open_legs(self, session: AsyncSession, now_us: int,
-                              node_id: str | None = None) -> int:
-        """Legs a crash of a node (this one's by default) left open end with reason
-        ``failed``; how many (``end_open_legs``)."""
-        closed, _events, _deliveries = await self.end_open_legs(session, now_us, node_id)
-        return closed
-
     async def end_open_legs(
         self, session: AsyncSession, now_us: int, node_id: str | None = None
     ) -> tuple[int, list[OutboxEvent], list[OutboxDelivery]]:

@@ -152,23 +152,20 @@ class SipGateway:
         ED2.callFromThread(self._open, directory, tuple(orphaned))
 
     def _open(self, directory: Directory, orphaned: tuple[Dialog, ...]) -> None:
-        for dialog in orphaned:
-            self._safely(send_bye, self.global_config["_sip_tm"], dialog,
-                         partial(_bye_answered, dialog))
         if orphaned:
-            log.warning("sip.ended_dialogs_left_by_a_crash", count=len(orphaned))
+            self._end_dialogs(orphaned, "sip.ended_dialogs_left_by_a_crash")
         self.directory = directory
 
     def end_dialogs(self, dialogs: Sequence[Dialog]) -> None:
         """While serving, what ``open`` does at start: BYE to each dialog, here those of a
         dead node of the cluster that this one took over (calls/dialogs.py)."""
-        ED2.callFromThread(self._end_dialogs, tuple(dialogs))
+        ED2.callFromThread(self._end_dialogs, tuple(dialogs), "sip.ended_dialogs_taken_over")
 
-    def _end_dialogs(self, dialogs: tuple[Dialog, ...]) -> None:
+    def _end_dialogs(self, dialogs: tuple[Dialog, ...], event: str) -> None:
         for dialog in dialogs:
             self._safely(send_bye, self.global_config["_sip_tm"], dialog,
                          partial(_bye_answered, dialog))
-        log.warning("sip.ended_dialogs_taken_over", count=len(dialogs))
+        log.warning(event, count=len(dialogs))
 
     def _run(self) -> None:
         ED2.my_ident = threading.get_ident()
